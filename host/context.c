@@ -165,6 +165,11 @@ const char *culora_context_backend_name(const culora_context *ctx)
     return ctx != NULL && ctx->be != NULL ? ctx->be->iface->name : "none";
 }
 
+const char *culora_context_device_name(const culora_context *ctx)
+{
+    return ctx != NULL && ctx->be != NULL ? ctx->be->device_name : "none";
+}
+
 culora_stream culora_context_stream(const culora_context *ctx)
 {
     return ctx != NULL && ctx->be != NULL ? ctx->be->stream : NULL;

@@ -4,6 +4,7 @@
 #include "cpu_internal.h"
 
 #include <omp.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -84,6 +85,7 @@ culora_status culora_backend_cpu_create(culora_context *ctx, const culora_contex
     be->ld_align = 1;
     be->stream = NULL;
     be->impl = impl;
+    snprintf(be->device_name, sizeof be->device_name, "cpu (%d threads)", impl->n_threads);
     *out = be;
     return CULORA_OK;
 }

@@ -166,6 +166,11 @@ culora_status culora_backend_cuda_create(culora_context *ctx, const culora_conte
         return s;
     }
     be->stream = (culora_stream)impl->stream;
+    struct cudaDeviceProp prop;
+    if (cudaGetDeviceProperties(&prop, impl->device) == cudaSuccess)
+        snprintf(be->device_name, sizeof be->device_name, "%.255s", prop.name);
+    else
+        snprintf(be->device_name, sizeof be->device_name, "cuda device %d", impl->device);
     *out = be;
     return CULORA_OK;
 }
