@@ -27,7 +27,9 @@ culora_status culora_check_matrix(culora_context *ctx, const char *op, const cha
         return culora_fail(ctx, CULORA_ERR_INVALID_ARG,
                            "%s: leading dimension of %s is %lld, smaller than its %lld columns", op, name,
                            (long long)ld, (long long)cols);
-    int64_t align = ctx->be->ld_align;
+    /* Storage-dtype matrices (activations, weights) need the backend's row alignment; fp32
+     * gradient buffers on a bf16 backend are small and may be dense. */
+    int64_t align = dtype == ctx->be->dtype ? ctx->be->ld_align : 1;
     if (align > 1 && ld % align != 0)
         return culora_fail(ctx, CULORA_ERR_INVALID_ARG,
                            "%s: leading dimension of %s is %lld; the %s backend needs a multiple of %lld "

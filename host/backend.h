@@ -88,7 +88,7 @@ struct culora_backend {
     const struct culora_backend_i *iface;
     culora_context *ctx;       /* for error messages */
     culora_dtype dtype;        /* storage dtype of activations and frozen weights */
-    int64_t ld_align;          /* leading dimensions must be multiples of this many elements */
+    int64_t ld_align;          /* storage-dtype leading dimensions must be multiples of this (elements) */
     culora_stream stream;      /* default stream (NULL on CPU) */
     char device_name[256];     /* e.g. "NVIDIA H100 80GB HBM3" or "cpu (2 threads)" */
     void *impl;                /* backend-private state */
