@@ -1,0 +1,4 @@
+# tests/io — safetensors, Hugging Face configs, PEFT adapters, fuzz corpus replay (label cpu).
+culora_add_gtest(test_io LABELS cpu SOURCES
+  io/test_safetensors_read.cpp
+)
