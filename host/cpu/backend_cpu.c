@@ -2,6 +2,8 @@
  * backend_cpu.c — the CPU reference backend: fp32 storage and math, host memory, synchronous.
  */
 #include "cpu_internal.h"
+#include "../nn_ops.h"
+#include "../quant_ops.h"
 
 #include <omp.h>
 #include <stdio.h>
@@ -80,6 +82,8 @@ culora_status culora_backend_cpu_create(culora_context *ctx, const culora_contex
     }
     impl->n_threads = params->n_threads > 0 ? params->n_threads : omp_get_max_threads();
     be->iface = &cpu_iface;
+    be->quant = &culora_cpu_quant_iface;
+    be->nn = &culora_cpu_nn_iface;
     be->ctx = ctx;
     be->dtype = CULORA_DTYPE_F32;
     be->ld_align = 1;

@@ -3,6 +3,8 @@
  * cache. bf16 storage, fp32 accumulation. Ops live in kernels/ (.cu files).
  */
 #include "cuda_backend.h"
+#include "../nn_ops.h"
+#include "../quant_ops.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -139,6 +141,8 @@ culora_status culora_backend_cuda_create(culora_context *ctx, const culora_conte
         return culora_fail(ctx, CULORA_ERR_OUT_OF_MEMORY, "cuda backend: out of memory");
     }
     be->iface = &cuda_iface;
+    be->quant = &culora_cuda_quant_iface;
+    be->nn = &culora_cuda_nn_iface;
     be->ctx = ctx;
     be->dtype = CULORA_DTYPE_BF16;
     be->ld_align = 8; /* 16-byte rows for bf16: what cuBLASLt's fast kernels and our vector loads need */
