@@ -17,12 +17,17 @@ CI does not run this (it lacks those packages); tests read only the small commit
   adapter_regex/                  PEFT: target_modules as a regex string
   adapters_expected.json          per adapter: PEFT's delta weights for some modules and PEFT's own
                                   decisions (targeted, r, alpha) for every module name of the base model
-Every file stays well under 200 KB. The output is deterministic for a given library version.
+Every file stays well under 200 KB. The output is deterministic for a given library version, except
+the order of __metadata__ keys in dtypes.safetensors (the Rust writer keeps them in a HashMap).
 """
 import json
 import os
 import shutil
 import sys
+
+if os.environ.get("PYTHONHASHSEED") != "0":  # PEFT stores target_modules as a set: fix its order
+    os.environ["PYTHONHASHSEED"] = "0"
+    os.execv(sys.executable, [sys.executable] + sys.argv)
 
 import torch
 from safetensors.torch import save_file

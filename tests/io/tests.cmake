@@ -1,4 +1,6 @@
 # tests/io — safetensors, Hugging Face configs, PEFT adapters, fuzz corpus replay (label cpu).
 culora_add_gtest(test_io LABELS cpu SOURCES
   io/test_safetensors_read.cpp
+  io/test_safetensors_malformed.cpp
+  io/test_safetensors_write.cpp
 )
