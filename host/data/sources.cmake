@@ -9,6 +9,10 @@ list(APPEND CULORA_SOURCES
   host/data/pretokenize.c
   host/data/tokenizer_hf.c
   host/data/tokenizer_gpt2.c
+  host/data/dataset.c
+  host/data/dataset_parse.c
+  host/data/loader.c
+  host/data/data_position.c
 )
 if(NOT TARGET PkgConfig::PCRE2)
   pkg_check_modules(PCRE2 REQUIRED IMPORTED_TARGET libpcre2-8)

@@ -152,6 +152,14 @@ size_t culora_tokenizer_max_tokens(const culora_tokenizer *tok, size_t text_byte
     return text_bytes * per_byte + 1 + tok->n_tmpl_pre + tok->n_tmpl_post;
 }
 
+culora_status culora_tokenizer_encode_append(culora_context *ctx, const culora_tokenizer *tok, const char *text,
+                                             size_t n, uint32_t flags, culora_ivec *out)
+{
+    if (tok->kind == CULORA_TOKENIZER_BYTES)
+        return culora_bytes_encode(ctx, tok, text, n, out);
+    return culora_bpe_encode(ctx, tok, text, n, flags, out);
+}
+
 culora_status culora_tokenizer_encode(culora_context *ctx, const culora_tokenizer *tok, const char *text,
                                       size_t text_bytes, uint32_t flags, int32_t *ids, size_t capacity,
                                       size_t *n_ids)
@@ -160,8 +168,7 @@ culora_status culora_tokenizer_encode(culora_context *ctx, const culora_tokenize
         return culora_fail(ctx, CULORA_ERR_INVALID_ARG, "culora_tokenizer_encode: NULL argument");
     *n_ids = 0;
     culora_ivec v = {0};
-    culora_status s = tok->kind == CULORA_TOKENIZER_BYTES ? culora_bytes_encode(ctx, tok, text, text_bytes, &v)
-                                                          : culora_bpe_encode(ctx, tok, text, text_bytes, flags, &v);
+    culora_status s = culora_tokenizer_encode_append(ctx, tok, text, text_bytes, flags, &v);
     if (s == CULORA_OK) {
         *n_ids = v.n;
         if (ids != NULL) {

@@ -98,6 +98,10 @@ culora_status culora_tokenizer_add_token(culora_context *ctx, culora_tokenizer *
 culora_status culora_tokenizer_set_id_from_string(culora_context *ctx, culora_tokenizer *tok, int32_t id,
                                                   const char *s, size_t n, uint8_t extra_flags);
 
+/* Encodes text (any tokenizer kind) and appends the ids to out. */
+culora_status culora_tokenizer_encode_append(culora_context *ctx, const culora_tokenizer *tok, const char *text,
+                                             size_t n, uint32_t flags, culora_ivec *out);
+
 /* ---- tokenizer_bytes.c ------------------------------------------------------------------ */
 
 culora_status culora_bytes_encode(culora_context *ctx, const culora_tokenizer *tok, const char *text, size_t n,

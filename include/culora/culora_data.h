@@ -115,7 +115,8 @@ CULORA_API const char *culora_tokenizer_id_bytes(const culora_tokenizer *tok, in
 #define CULORA_IGNORE_INDEX (-100)
 
 /* Special-id settings in culora_dataset_params. */
-#define CULORA_TOKEN_AUTO (-1) /* the tokenizer's own (BOS / EOS), none when it has none */
+#define CULORA_TOKEN_AUTO (-1) /* the tokenizer's own: for BOS the one its post-processor template
+                                  adds (LLaMA-3), for EOS its EOS; none when it has none */
 #define CULORA_TOKEN_NONE (-2) /* no such token */
 
 typedef enum culora_data_format {
@@ -138,7 +139,7 @@ typedef struct culora_dataset_params {
     int32_t format;       /* culora_data_format */
     int32_t layout;       /* culora_data_layout */
     int32_t seq_len;      /* input tokens per row (>= 1) */
-    int32_t bos_id;       /* put before every document; default CULORA_TOKEN_NONE */
+    int32_t bos_id;       /* put before every document (no loss on it); default CULORA_TOKEN_AUTO */
     int32_t eos_id;       /* put after every document (carries loss); default CULORA_TOKEN_AUTO */
     int32_t pad_id;       /* input id of padding positions; CULORA_TOKEN_AUTO: EOS, else 0 */
     int32_t truncate;     /* PAD layout: 1 = cut long documents, 0 = refuse them (default) */
@@ -149,7 +150,7 @@ typedef struct culora_dataset_params {
 #define CULORA_DATASET_PARAMS_INIT                                                                 \
     {                                                                                              \
         (uint32_t)sizeof(culora_dataset_params), CULORA_API_VERSION, CULORA_DATA_FORMAT_AUTO,     \
-            CULORA_DATA_PACK, 0, CULORA_TOKEN_NONE, CULORA_TOKEN_AUTO, CULORA_TOKEN_AUTO, 0, 0      \
+            CULORA_DATA_PACK, 0, CULORA_TOKEN_AUTO, CULORA_TOKEN_AUTO, CULORA_TOKEN_AUTO, 0, 0      \
     }
 
 typedef struct culora_dataset culora_dataset;
