@@ -326,6 +326,9 @@ static culora_status load_tensors(culora_context *ctx, culora_adapter *ad, const
         if (strncmp(t->name, PREFIX, PREFIX_LEN) != 0)
             return culora_fail(ctx, CULORA_ERR_FORMAT, "%s: tensor '%s' does not start with '" PREFIX "'", file,
                                t->name);
+    }
+    for (size_t i = 0; i < n; i++) {
+        const culora_tensor_info *t = culora_safetensors_at(st, i);
         const char *key = t->name + PREFIX_LEN;
         size_t mlen;
         lora_part part = classify(key, &mlen);

@@ -4,4 +4,5 @@ culora_add_gtest(test_io LABELS cpu SOURCES
   io/test_safetensors_malformed.cpp
   io/test_safetensors_write.cpp
   io/test_hf_config.cpp
+  io/test_peft_adapter.cpp
 )
