@@ -133,12 +133,14 @@ int32_t culora_tokenizer_token_to_id(const culora_tokenizer *tok, const char *to
         if (tok->added[i].len == n && memcmp(tok->added[i].content, token, n) == 0)
             return tok->added[i].id;
     uint8_t stack[256];
-    if (n > sizeof stack)
-        return -1; /* no vocabulary token is that long in mapped form */
-    size_t raw_n;
-    if (!culora_unmap_bytes(token, n, stack, &raw_n))
+    uint8_t *raw = n <= sizeof stack ? stack : malloc(n);
+    if (raw == NULL)
         return -1;
-    return culora_bytemap_get(&tok->vocab, stack, raw_n);
+    size_t raw_n;
+    int32_t id = culora_unmap_bytes(token, n, raw, &raw_n) ? culora_bytemap_get(&tok->vocab, raw, raw_n) : -1;
+    if (raw != stack)
+        free(raw);
+    return id;
 }
 
 size_t culora_tokenizer_max_tokens(const culora_tokenizer *tok, size_t text_bytes)
