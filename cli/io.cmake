@@ -1,0 +1,3 @@
+# cli/io — `culora info FILE_OR_DIR` (cli/info.c).
+list(APPEND CULORA_CLI_SOURCES cli/info.c)
+list(APPEND CULORA_CLI_COMMANDS info)
