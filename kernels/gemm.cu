@@ -8,6 +8,8 @@
  * Row-major is mapped to cuBLASLt's column-major by computing Cᵀ = op(B)ᵀ·op(A)ᵀ: the row-major
  * buffers are read as their column-major transposes, so no data moves.
  * Types: A, B bf16 → C bf16 or f32 (fp32 accumulation, CUBLAS_COMPUTE_32F); or all f32 (no TF32).
+ * Strided batches (cuda_gemm_rm_batched): `count` independent products, operand i at base +
+ * i·stride (elements); the batch count and strides are part of the key (attention uses it).
  * Determinism: one algorithm per key, chosen once; every reduction scheme cuBLASLt offers is
  * ordered (INPLACE uses counters for sequential order), so repeated calls are bit-identical.
  */
@@ -23,6 +25,8 @@ struct lt_key {
     int64_t m, n, k, lda, ldb, ldc;
     int32_t a_type, b_type, c_type;
     int32_t has_bias;
+    int32_t batch;                      /* 1: a single product */
+    int64_t stride_a, stride_b, stride_c;
     uint32_t align_a, align_b, align_c, align_bias;
     size_t ws_cap;
 };
@@ -113,6 +117,16 @@ static culora_status plan_build(culora_backend *be, const struct lt_key *key, st
     LT_TRY(cublasLtMatrixLayoutCreate(&p->la, bt, la_rows, la_cols, key->ldb));
     LT_TRY(cublasLtMatrixLayoutCreate(&p->lb, at, lb_rows, lb_cols, key->lda));
     LT_TRY(cublasLtMatrixLayoutCreate(&p->lc, ct, (uint64_t)key->n, (uint64_t)key->m, key->ldc));
+    if (key->batch > 1) {
+        const cublasLtMatrixLayout_t lays[3] = {p->la, p->lb, p->lc};
+        const int64_t strides[3] = {key->stride_b, key->stride_a, key->stride_c}; /* la holds B, lb holds A */
+        for (int i = 0; i < 3; i++) {
+            LT_TRY(cublasLtMatrixLayoutSetAttribute(lays[i], CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT, &key->batch,
+                                                    sizeof key->batch));
+            LT_TRY(cublasLtMatrixLayoutSetAttribute(lays[i], CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET, &strides[i],
+                                                    sizeof strides[i]));
+        }
+    }
 
     LT_TRY(cublasLtMatmulPreferenceCreate(&pref));
     LT_TRY(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &key->ws_cap,
@@ -171,11 +185,12 @@ static culora_status plan_get(culora_backend *be, const struct lt_key *key, stru
 
 // ------------------------------------------------------------------------------------------
 
-extern "C" culora_status cuda_gemm_rm(culora_backend *be, bool trans_a, bool trans_b, int64_t m, int64_t n,
-                                      int64_t k, float alpha, const void *a, int64_t lda, culora_dtype a_type,
-                                      const void *b, int64_t ldb, culora_dtype b_type, float beta, void *c,
-                                      int64_t ldc, culora_dtype c_type, const void *bias, void *ws,
-                                      size_t ws_bytes, cudaStream_t stream)
+extern "C" culora_status cuda_gemm_rm_batched(culora_backend *be, bool trans_a, bool trans_b, int64_t m, int64_t n,
+                                              int64_t k, float alpha, const void *a, int64_t lda, culora_dtype a_type,
+                                              const void *b, int64_t ldb, culora_dtype b_type, float beta, void *c,
+                                              int64_t ldc, culora_dtype c_type, const void *bias,
+                                              const struct cuda_gemm_batch *batch, void *ws, size_t ws_bytes,
+                                              cudaStream_t stream)
 {
     struct lt_key key;
     memset(&key, 0, sizeof key); /* padding bytes take part in memcmp */
@@ -191,6 +206,12 @@ extern "C" culora_status cuda_gemm_rm(culora_backend *be, bool trans_a, bool tra
     key.b_type = b_type;
     key.c_type = c_type;
     key.has_bias = bias != NULL;
+    key.batch = batch ? batch->count : 1;
+    if (key.batch > 1) {
+        key.stride_a = batch->stride_a;
+        key.stride_b = batch->stride_b;
+        key.stride_c = batch->stride_c;
+    }
     key.align_a = ptr_alignment(a);
     key.align_b = ptr_alignment(b);
     key.align_c = ptr_alignment(c);
@@ -210,6 +231,16 @@ extern "C" culora_status cuda_gemm_rm(culora_backend *be, bool trans_a, bool tra
     CULORA_CUBLAS_TRY(be, cublasLtMatmul(cuda_impl_of(be)->lt, p->op, &alpha, b, p->la, a, p->lb, &beta, c, p->lc,
                                          c, p->lc, &p->algo, (void *)wsa, key.ws_cap, stream));
     return CULORA_OK;
+}
+
+extern "C" culora_status cuda_gemm_rm(culora_backend *be, bool trans_a, bool trans_b, int64_t m, int64_t n,
+                                      int64_t k, float alpha, const void *a, int64_t lda, culora_dtype a_type,
+                                      const void *b, int64_t ldb, culora_dtype b_type, float beta, void *c,
+                                      int64_t ldc, culora_dtype c_type, const void *bias, void *ws,
+                                      size_t ws_bytes, cudaStream_t stream)
+{
+    return cuda_gemm_rm_batched(be, trans_a, trans_b, m, n, k, alpha, a, lda, a_type, b, ldb, b_type, beta, c, ldc,
+                                c_type, bias, NULL, ws, ws_bytes, stream);
 }
 
 extern "C" culora_status cuda_gemm(culora_backend *be, const struct culora_gemm_args *g, const culora_workspace *ws,

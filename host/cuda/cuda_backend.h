@@ -56,6 +56,17 @@ culora_status cuda_gemm_rm(culora_backend *be, bool trans_a, bool trans_b, int64
                            float alpha, const void *a, int64_t lda, culora_dtype a_type, const void *b,
                            int64_t ldb, culora_dtype b_type, float beta, void *c, int64_t ldc, culora_dtype c_type,
                            const void *bias, void *ws, size_t ws_bytes, cudaStream_t stream);
+/* Strided batch of the same GEMM: product i uses a + i·stride_a, b + i·stride_b, c + i·stride_c
+ * (element strides). batch NULL or count 1: one product (cuda_gemm_rm). */
+struct cuda_gemm_batch {
+    int32_t count;
+    int64_t stride_a, stride_b, stride_c;
+};
+culora_status cuda_gemm_rm_batched(culora_backend *be, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
+                                   float alpha, const void *a, int64_t lda, culora_dtype a_type, const void *b,
+                                   int64_t ldb, culora_dtype b_type, float beta, void *c, int64_t ldc,
+                                   culora_dtype c_type, const void *bias, const struct cuda_gemm_batch *batch,
+                                   void *ws, size_t ws_bytes, cudaStream_t stream);
 void cuda_gemm_plans_destroy(struct cuda_impl *impl);
 
 /* Op entries (filled into the backend table by backend_cuda.c). */
