@@ -1,0 +1,1 @@
+list(APPEND CULORA_SOURCES host/train/schedule.c)
