@@ -1,7 +1,8 @@
 // test_safetensors_malformed.cpp — one malformed file per validation rule (docs/formats.md): each is
 // refused with CULORA_ERR_FORMAT and a message naming the file, the tensor and the problem.
-// With CULORA_IO_DUMP_MALFORMED=DIR the cases are also written to DIR, so that
-// tests/gen/check_io_roundtrip.py can confirm the reference Python reader refuses them too.
+// With CULORA_IO_DUMP_MALFORMED=DIR (and CULORA_IO_DUMP_WELLFORMED=DIR for the accepted edge cases)
+// the cases are also written to DIR, so that tests/gen/check_io_roundtrip.py can confirm the
+// reference Python reader agrees.
 #include "io_test_util.h"
 
 using namespace culora_io_test;
@@ -141,10 +142,13 @@ TEST_F(SafetensorsMalformed, WellFormedEdgeCasesAreAccepted)
          R"({"b":{"dtype":"F32","shape":[1],"data_offsets":[4,8]},"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}})",
          zeros(8)},
     };
+    const char *dump = getenv("CULORA_IO_DUMP_WELLFORMED");
     for (const Ok &c : ok) {
         SCOPED_TRACE(c.id);
         std::string path = dir / (std::string(c.id) + ".safetensors");
         write_bytes(path, st_bytes(c.header, c.data));
+        if (dump != nullptr && *dump)
+            write_bytes(std::string(dump) + "/" + c.id + ".safetensors", st_bytes(c.header, c.data));
         culora_safetensors *st = nullptr;
         EXPECT_EQ(culora_safetensors_open(ctx, path.c_str(), &st), CULORA_OK) << msg();
         culora_safetensors_close(st);

@@ -7,6 +7,7 @@ culora_add_gtest(test_io LABELS cpu SOURCES
   io/test_peft_adapter.cpp
   io/test_info_cli.cpp
   io/test_fuzz_corpus.cpp
+  io/test_export.cpp
 )
 target_compile_definitions(test_io PRIVATE CULORA_CLI_PATH="$<TARGET_FILE:culora_cli>")
 add_dependencies(test_io culora_cli)
