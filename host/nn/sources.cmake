@@ -1,0 +1,19 @@
+# host/nn — transformer ops: dispatchers (argument checks) here, CPU references in host/cpu/,
+# CUDA kernels in kernels/. Op table and args structs: host/nn_ops.h. Docs: docs/kernels/nn.md.
+list(APPEND CULORA_SOURCES
+  host/nn/nn_check.c
+  host/nn/embedding.c
+  host/nn/norm.c
+  host/nn/rope.c
+  host/nn/attention.c
+  host/nn/activation.c
+  host/nn/cross_entropy.c
+  host/nn/optim.c
+  host/cpu/embedding.c
+  host/cpu/norm.c
+  host/cpu/rope.c
+  host/cpu/attention.c
+  host/cpu/activation.c
+  host/cpu/cross_entropy.c
+  host/cpu/optim.c
+)
