@@ -27,12 +27,18 @@ cmake --build "$build" --target fuzz_safetensors -j2
 
 scratch="$(mktemp -d)"
 trap 'rm -rf "$scratch"' EXIT
+mkdir "$scratch/new"
 export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
+jobs="${CULORA_FUZZ_JOBS:-1}"
+parallel=()
+if [ "$jobs" -gt 1 ]; then
+  parallel=(-jobs="$jobs" -workers="$jobs")  # libFuzzer writes fuzz-N.log into the current directory
+  cd "$scratch"
+fi
 echo "fuzz-safetensors: fuzzing for ${secs}s"
 "$build/tests/fuzz_safetensors" -max_total_time="$secs" -max_len=2048 -timeout=10 -rss_limit_mb=2048 \
-  -jobs="${CULORA_FUZZ_JOBS:-1}" -workers="${CULORA_FUZZ_JOBS:-1}" -print_final_stats=1 \
-  -dict="$dict" -artifact_prefix="$corpus/crash-" "$scratch" "$corpus"
+  "${parallel[@]}" -print_final_stats=1 -dict="$dict" -artifact_prefix="$corpus/crash-" "$scratch/new" "$corpus"
 # keep only inputs that add coverage; the committed corpus stays small
-"$build/tests/fuzz_safetensors" -merge=1 -max_len=2048 -dict="$dict" "$corpus" "$scratch" 2>/dev/null
+"$build/tests/fuzz_safetensors" -merge=1 -max_len=2048 -dict="$dict" "$corpus" "$scratch/new" 2>/dev/null
 echo "fuzz-safetensors: clean; corpus has $(ls "$corpus" | wc -l) inputs"

@@ -115,6 +115,8 @@ culora_status culora_tensor_read(culora_context *ctx, const culora_tensor_info *
                            "culora_tensor_read: tensor '%s': %lld elements of %s need %llu bytes, %zu given", t->name,
                            (long long)t->n_elems, culora_dtype_name(dst_dtype),
                            (unsigned long long)((uint64_t)t->n_elems * esize), dst_bytes);
+    if (dst_bytes == 0)
+        return CULORA_OK; /* empty tensor */
     if ((dst_dtype == CULORA_DTYPE_F32 && t->dtype == CULORA_ST_F32) ||
         (dst_dtype == CULORA_DTYPE_BF16 && t->dtype == CULORA_ST_BF16) ||
         (dst_dtype == CULORA_DTYPE_F16 && t->dtype == CULORA_ST_F16)) {
