@@ -65,7 +65,9 @@ CULORA_API const char *culora_version_string(void);
     X(ERR_NUMERIC,     10, "non-finite value (NaN or Inf) where finite values are required")     \
     X(ERR_INTERNAL,    11, "internal error (a bug in culora)")                                   \
     X(ERR_MPI,         12, "MPI error")                                                          \
-    X(ERR_TIMEOUT,     13, "operation timed out (e.g. a dead or hung peer)")
+    X(ERR_TIMEOUT,     13, "operation timed out (e.g. a dead or hung peer)")                     \
+    X(ERR_PEER,        14, "a peer process of a distributed job failed or disconnected")         \
+    X(ERR_MISMATCH,    15, "ranks of a distributed job disagree on state that must be identical")
 
 typedef enum culora_status {
 #define CULORA_STATUS_ENUM_(name, value, text) CULORA_##name = value,
