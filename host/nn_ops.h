@@ -261,10 +261,12 @@ struct culora_nn_cross_entropy_args {
  *   g = grad·grad_scale;  p ← p·(1 − lr·wd);  m ← m + (1−β1)·(g − m);  v ← β2·v + (1−β2)·g²
  *   p ← p − (lr/(1−β1^step))·m / (sqrt(v)/sqrt(1−β2^step) + eps)
  * param, m, v '=' in place; param_copy (if given) '=' the updated parameters in S (the bf16 copy
- * the CUDA forward reads). grad_scale carries clipping (min(1, max_norm/norm)) and any 1/accum. */
+ * the CUDA forward reads). grad_scale carries clipping (min(1, max_norm/norm)) and any 1/accum.
+ * The scalars combine in fp64 (1 − β, lr·wd, lr/bc1, sqrt(bc2)) and enter the fp32 math rounded,
+ * where torch rounds them, so a step matches torch's to a few fp32 ulps. */
 struct culora_nn_adamw_args {
     int64_t n;
-    float lr, beta1, beta2, eps, weight_decay;
+    double lr, beta1, beta2, eps, weight_decay; /* host scalars in fp64, as torch's Python floats */
     int64_t step;                        /* >= 1: the update's number, for bias correction */
     float grad_scale;
     float *param;                        /* [n] fp32 master weights '=' */

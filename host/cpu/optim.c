@@ -14,12 +14,12 @@
 culora_status cpu_adamw(culora_backend *be, const struct culora_nn_adamw_args *a, culora_stream s)
 {
     (void)s;
-    const double bc1 = 1.0 - pow((double)a->beta1, (double)a->step);
-    const double bc2 = 1.0 - pow((double)a->beta2, (double)a->step);
-    const float decay = (float)(1.0 - (double)a->lr * (double)a->weight_decay);
-    const float w1 = (float)(1.0 - (double)a->beta1), w2 = (float)(1.0 - (double)a->beta2);
-    const float step_size = (float)((double)a->lr / bc1), bc2_sqrt = (float)sqrt(bc2);
-    const float beta2 = a->beta2, eps = a->eps, gs = a->grad_scale;
+    const double bc1 = 1.0 - pow(a->beta1, (double)a->step);
+    const double bc2 = 1.0 - pow(a->beta2, (double)a->step);
+    const float decay = (float)(1.0 - a->lr * a->weight_decay);
+    const float w1 = (float)(1.0 - a->beta1), w2 = (float)(1.0 - a->beta2);
+    const float step_size = (float)(a->lr / bc1), bc2_sqrt = (float)sqrt(bc2);
+    const float beta2 = (float)a->beta2, eps = (float)a->eps, gs = a->grad_scale;
     float *p = a->param, *m = a->m, *v = a->v, *copy = a->param_copy;
     const float *grad = a->grad;
 #pragma omp parallel for num_threads(cpu_threads(be)) schedule(static)

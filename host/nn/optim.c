@@ -14,17 +14,17 @@ culora_status culora_nn_adamw(culora_context *ctx, const struct culora_nn_adamw_
     const int64_t n = a->n;
     CULORA_TRY(nn_check_min(ctx, op, "n", n, 1));
     CULORA_TRY(nn_check_min(ctx, op, "step", a->step, 1));
-    if (!isfinite(a->lr) || a->lr < 0.0f)
-        return culora_fail(ctx, CULORA_ERR_INVALID_ARG, "%s: lr = %g must be finite and >= 0", op, (double)a->lr);
-    if (!(a->beta1 >= 0.0f && a->beta1 < 1.0f))
-        return culora_fail(ctx, CULORA_ERR_INVALID_ARG, "%s: beta1 = %g must be in [0, 1)", op, (double)a->beta1);
-    if (!(a->beta2 >= 0.0f && a->beta2 < 1.0f))
-        return culora_fail(ctx, CULORA_ERR_INVALID_ARG, "%s: beta2 = %g must be in [0, 1)", op, (double)a->beta2);
-    if (!isfinite(a->eps) || !(a->eps > 0.0f))
-        return culora_fail(ctx, CULORA_ERR_INVALID_ARG, "%s: eps = %g must be finite and > 0", op, (double)a->eps);
-    if (!isfinite(a->weight_decay) || a->weight_decay < 0.0f)
+    if (!isfinite(a->lr) || a->lr < 0.0)
+        return culora_fail(ctx, CULORA_ERR_INVALID_ARG, "%s: lr = %g must be finite and >= 0", op, a->lr);
+    if (!(a->beta1 >= 0.0 && a->beta1 < 1.0))
+        return culora_fail(ctx, CULORA_ERR_INVALID_ARG, "%s: beta1 = %g must be in [0, 1)", op, a->beta1);
+    if (!(a->beta2 >= 0.0 && a->beta2 < 1.0))
+        return culora_fail(ctx, CULORA_ERR_INVALID_ARG, "%s: beta2 = %g must be in [0, 1)", op, a->beta2);
+    if (!isfinite(a->eps) || !(a->eps > 0.0))
+        return culora_fail(ctx, CULORA_ERR_INVALID_ARG, "%s: eps = %g must be finite and > 0", op, a->eps);
+    if (!isfinite(a->weight_decay) || a->weight_decay < 0.0)
         return culora_fail(ctx, CULORA_ERR_INVALID_ARG, "%s: weight_decay = %g must be finite and >= 0", op,
-                           (double)a->weight_decay);
+                           a->weight_decay);
     if (!isfinite(a->grad_scale))
         return culora_fail(ctx, CULORA_ERR_INVALID_ARG, "%s: grad_scale is not finite", op);
     CULORA_TRY(nn_check_vec(ctx, op, "param", a->param, n, 4));
