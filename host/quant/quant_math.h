@@ -38,8 +38,9 @@
 #define QM_ABSMAX_FLOOR 1.0e-38f
 /* float32(7.874015718698502e-3) = float32(1/127): bitsandbytes' int8 dequant constant. */
 #define QM_INV127 0x1.020408p-7f
-/* float32(6.200124e-05) ~ 1/127²: bitsandbytes' int8_mm_dequant constant. */
-#define QM_INV127SQ 0x1.040d54p-14f
+/* float32(1/127²) = 6.200012e-05f, the constant of bitsandbytes' CUDA kdequant_mm_int32_fp16.
+ * (Its PyTorch fallback int8_mm_dequant writes 6.200124e-05, 1.8e-5 relative too large.) */
+#define QM_INV127SQ 0x1.040c2p-14f
 /* Size of bitsandbytes' 8-bit quantization lookup table (cpu_ops.cpp kLUTSize). */
 #define QM_DYN_LUT_SIZE 65536
 
