@@ -17,3 +17,12 @@ list(APPEND CULORA_SOURCES
   host/cpu/cross_entropy.c
   host/cpu/optim.c
 )
+list(APPEND CULORA_CUDA_SOURCES
+  kernels/embedding.cu
+  kernels/norm.cu
+  kernels/rope.cu
+  kernels/attention.cu
+  kernels/activation.cu
+  kernels/cross_entropy.cu
+  kernels/optim.cu
+)
