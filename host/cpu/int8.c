@@ -3,7 +3,7 @@
  * bitsandbytes 0.50 (int8_vectorwise_quant / _dequant, int8_mm_dequant; tests/data/quant/).
  *
  *   quantize    scb[i] = max_j |w[i,j]|                                   fp32 [rows]       '='
- *               cb[i,j] = round_half_even(w[i,j] · (127 / scb[i]))         int8 [rows, cols] '='
+ *               cb[i,j] = round_half_even(w[i,j] · ((1/scb[i]) · 127))     int8 [rows, cols] '='
  *               (0 where that is not finite: an all-zero or ~1e-37-small row)
  *   dequantize  out[i,j] = (cb[i,j] · scb[i]) · (1/127)                                      '='
  *   matmul      y [m, rows] = x [m, cols] · Wᵀ, LLM.int8 (threshold t > 0):

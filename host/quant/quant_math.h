@@ -111,10 +111,12 @@ QM_HD int32_t qm_dyn_lut_index(float x, float inv)
 
 /* ---- int8 row-wise ----------------------------------------------------------------------- */
 
-/* Scale 127 / absmax (inf when absmax is 0 or below ~3.7e-37). */
+/* Scale 127 / absmax as torch evaluates `127.0 / row_stats`: reciprocal first, then · 127 (two
+ * roundings; an exact division differs in the last bit and flips codes at .5 ties). inf when
+ * absmax is 0 or below ~3.7e-37. */
 QM_HD float qm_int8_scale(float absmax)
 {
-    return QM_DIV(127.0f, absmax);
+    return QM_MUL(QM_DIV(1.0f, absmax), 127.0f);
 }
 
 /* round-half-even(x · scale) as int8; 0 when that is not finite (absmax 0 or tiny: bitsandbytes'

@@ -26,8 +26,10 @@ Files (safetensors; tensors named after what they hold):
   fp4_dq_bs32.safetensors            the same for fp4, blocksize 32, input BF16 [10,960] (300 blocks),
                                      plus dequant_bf16 (dequantize_4bit to the input's bf16)
   int8_rowwise.safetensors           int8_vectorwise_quant (threshold 0) of input F32 [24,96] with a
-                                     zero row, a row with one huge outlier, denormals and exact
-                                     .5 rounding ties: cb I8, scb F32, dequant F32
+                                     zero row, a row with one huge outlier, denormals, exact .5
+                                     rounding ties, and a value whose scale 127/absmax must be
+                                     computed as torch does (reciprocal, then ·127): cb I8, scb F32,
+                                     dequant F32
                                      (int8_vectorwise_dequant)
   int8_act_t6.safetensors            int8_vectorwise_quant(threshold=6.0) of activations F32 [6,96]
                                      with outliers: cb I8, row_stats F32, outlier_cols I64
@@ -149,6 +151,11 @@ def int8_rowwise():
     x[2] = torch.randn(96, generator=g) * 1e-41   # subnormal row
     x[3, 0] = 127.0                          # row absmax 127: x*(127/127) = x, ties at .5 below
     x[3, 1:9] = torch.tensor([0.5, 1.5, 2.5, -0.5, -1.5, 126.5, -126.5, 3.5])
+    # torch computes 127/absmax as reciprocal(absmax)·127 (two roundings): here that makes
+    # x·scale = 63.499996 (-> 63) where an exact division would give 63.5 (-> 64)
+    x[4] = x[4].clamp(-0.01, 0.01)
+    x[4, 0] = 0.032958984375
+    x[4, 1] = -0.0164794921875
     cb, scb, _ = F.int8_vectorwise_quant(x.clone())
     deq = F.int8_vectorwise_dequant(cb, scb)
     write("int8_rowwise.safetensors", {"input": x, "cb": cb, "scb": scb, "dequant": deq})
