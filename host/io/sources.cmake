@@ -9,6 +9,7 @@ list(APPEND CULORA_SOURCES
   host/io/safetensors_write.c
   host/io/tensor_read.c
   host/io/hf_config.c
+  host/io/hf_config_write.c
   host/io/model_tensors.c
   host/io/lora_config.c
   host/io/lora_config_json.c

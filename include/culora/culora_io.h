@@ -1,7 +1,8 @@
 /*
  * culora_io.h — file formats culora reads and writes: safetensors (mmap reader, atomic writer,
- * sharded sets), Hugging Face config.json (GPT-2 and LLaMA families) and PEFT LoRA adapters
- * (adapter_config.json + adapter_model.safetensors). docs/formats.md describes the rules.
+ * sharded sets), Hugging Face config.json (GPT-2 and LLaMA families; read and written), PEFT
+ * LoRA adapters (adapter_config.json + adapter_model.safetensors). docs/formats.md describes the
+ * rules.
  *
  * Every fallible call takes the context first (used only to record the failure message; these
  * calls need no backend and accept a context whose backend failed to create, or NULL, which
@@ -230,6 +231,20 @@ CULORA_API const culora_tensor_info *culora_model_find_tensor(const culora_model
 CULORA_API CULORA_NODISCARD culora_status culora_model_config_check(culora_context *ctx,
                                                                     const culora_model_config *cfg,
                                                                     const culora_safetensors *st);
+
+/* Writes cfg as a Hugging Face config.json that transformers loads as GPT2LMHeadModel or
+ * LlamaForCausalLM and culora_model_config_load reads back into an equal struct: architectures,
+ * model_type, every field the loader reads, torch_dtype "float32", RoPE as rope_theta plus
+ * rope_scaling (null, or the llama3 parameters), tie_word_embeddings, bos/eos ids (null for -1).
+ * path_or_dir is the file to write, or an existing directory (then DIR/config.json). The file
+ * is written atomically (temporary sibling, fsync, rename). A config the file cannot express or
+ * the loader would refuse (GPT-2 with GQA, RoPE or without biases; LLaMA with another activation,
+ * an odd head_dim, n_heads not a multiple of n_kv_heads; a non-positive size; a non-finite
+ * number; architecture text that contradicts arch) is CULORA_ERR_INVALID_ARG and nothing is
+ * written. An empty architecture string is allowed (the name follows arch). */
+CULORA_API CULORA_NODISCARD culora_status culora_model_config_save(culora_context *ctx,
+                                                                   const culora_model_config *cfg,
+                                                                   const char *path_or_dir);
 
 /* ---------------------------------------------------------------------------------------- */
 /* PEFT LoRA adapters.                                                                       */
