@@ -1,8 +1,8 @@
 /*
  * culora_io.h — file formats culora reads and writes: safetensors (mmap reader, atomic writer,
  * sharded sets), Hugging Face config.json (GPT-2 and LLaMA families; read and written), PEFT
- * LoRA adapters (adapter_config.json + adapter_model.safetensors). docs/formats.md describes the
- * rules.
+ * LoRA adapters (adapter_config.json + adapter_model.safetensors) and the conversion of llama2.c
+ * checkpoints. docs/formats.md describes the rules.
  *
  * Every fallible call takes the context first (used only to record the failure message; these
  * calls need no backend and accept a context whose backend failed to create, or NULL, which
@@ -245,6 +245,24 @@ CULORA_API CULORA_NODISCARD culora_status culora_model_config_check(culora_conte
 CULORA_API CULORA_NODISCARD culora_status culora_model_config_save(culora_context *ctx,
                                                                    const culora_model_config *cfg,
                                                                    const char *path_or_dir);
+
+/* ---------------------------------------------------------------------------------------- */
+/* llama2.c checkpoints (karpathy/llama2.c, the .bin run.c reads; docs/formats.md).          */
+
+/* Converts the llama2.c checkpoint bin_path into a Hugging Face LLaMA directory: out_dir
+ * (created when absent; its parent must exist) gets model.safetensors (F32, HF names, the rows
+ * of q_proj / k_proj permuted from llama2.c's adjacent-pair RoPE to transformers' rotate_half as
+ * convert_llama_weights_to_hf.py does; lm_head only for an untied classifier) and then
+ * config.json (LlamaForCausalLM, rms_norm_eps 1e-5, rope_theta 10000, bos 1, eos 2,
+ * max_position_embeddings = seq_len), each written atomically.
+ * The file is checked before anything is written: a header with a non-positive size, a zero
+ * vocab_size, dim not a multiple of n_heads, n_heads not a multiple of n_kv_heads, an odd head
+ * size; a file whose length is not exactly what the header implies (header, weights, the
+ * legacy RoPE tables, the classifier when untied); a NaN or Inf weight: CULORA_ERR_FORMAT with
+ * the file and the problem. A version 1/2 export (magic "ak42") is CULORA_ERR_UNSUPPORTED.
+ * The input is read through a read-only mapping, never past its end. */
+CULORA_API CULORA_NODISCARD culora_status culora_llama2c_convert(culora_context *ctx, const char *bin_path,
+                                                                 const char *out_dir);
 
 /* ---------------------------------------------------------------------------------------- */
 /* PEFT LoRA adapters.                                                                       */
