@@ -8,6 +8,8 @@ culora_add_gtest(test_io LABELS cpu SOURCES
   io/test_info_cli.cpp
   io/test_fuzz_corpus.cpp
   io/test_export.cpp
+  io/test_llama2c.cpp
+  io/test_hf_config_write.cpp
 )
 target_compile_definitions(test_io PRIVATE CULORA_CLI_PATH="$<TARGET_FILE:culora_cli>")
 add_dependencies(test_io culora_cli)
