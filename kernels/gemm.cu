@@ -7,7 +7,8 @@
  *
  * Row-major is mapped to cuBLASLt's column-major by computing Cᵀ = op(B)ᵀ·op(A)ᵀ: the row-major
  * buffers are read as their column-major transposes, so no data moves.
- * Types: A, B bf16 → C bf16 or f32 (fp32 accumulation, CUBLAS_COMPUTE_32F); or all f32 (no TF32).
+ * Types: A, B bf16 → C bf16 or f32 (fp32 accumulation, CUBLAS_COMPUTE_32F); or all f32 (no TF32);
+ * int8 × int8 → int32 (CUBLAS_COMPUTE_32I, cuda_gemm_i8_rm, for LLM.int8).
  * Strided batches (cuda_gemm_rm_batched): `count` independent products, operand i at base +
  * i·stride (elements); the batch count and strides are part of the key (attention uses it).
  * Determinism: one algorithm per key, chosen once; every reduction scheme cuBLASLt offers is
@@ -40,11 +41,17 @@ struct lt_plan {
 
 // ------------------------------------------------------------------------------------------
 
+/* Key type codes beyond culora_dtype for the int8 product (cuda_gemm_i8_rm). */
+#define LT_TYPE_I8 100
+#define LT_TYPE_I32 101
+
 static cudaDataType_t lt_type(culora_dtype t)
 {
-    switch (t) {
+    switch ((int)t) {
     case CULORA_DTYPE_BF16: return CUDA_R_16BF;
     case CULORA_DTYPE_F16: return CUDA_R_16F;
+    case LT_TYPE_I8: return CUDA_R_8I;
+    case LT_TYPE_I32: return CUDA_R_32I;
     default: return CUDA_R_32F;
     }
 }
@@ -106,7 +113,8 @@ static culora_status plan_build(culora_backend *be, const struct lt_key *key, st
             goto fail;                                                      \
         }                                                                   \
     } while (0)
-    LT_TRY(cublasLtMatmulDescCreate(&p->op, CUBLAS_COMPUTE_32F, CUDA_R_32F));
+    const bool i8 = key->a_type == LT_TYPE_I8; /* int8 x int8 -> int32, exact int32 accumulation */
+    LT_TRY(cublasLtMatmulDescCreate(&p->op, i8 ? CUBLAS_COMPUTE_32I : CUBLAS_COMPUTE_32F, i8 ? CUDA_R_32I : CUDA_R_32F));
     LT_TRY(cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_TRANSA, &opa, sizeof opa));
     LT_TRY(cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_TRANSB, &opb, sizeof opb));
     if (key->has_bias) {
@@ -257,4 +265,42 @@ extern "C" culora_status cuda_gemm(culora_backend *be, const struct culora_gemm_
     return cuda_gemm_rm(be, g->trans_a, g->trans_b, g->m, g->n, g->k, g->alpha, g->a, g->lda, g->a_dtype, g->b,
                         g->ldb, g->b_dtype, g->beta, g->c, g->ldc, g->c_dtype, g->bias, ws->ptr, ws->bytes,
                         (cudaStream_t)stream);
+}
+
+/* int8 product for LLM.int8 (kernels/quant_linear.cu): C[m,n] int32 '=' A[m,k]·B[n,k]ᵀ, int8
+ * row-major (B is the weight as stored), exact int32 accumulation. In cuBLASLt's column-major view
+ * this is the "TN" case int8 kernels support; lda, ldb (bytes) and ldc should be multiples of 16 / 4
+ * for the IMMA kernels. Plans are cached like every other shape. */
+extern "C" culora_status cuda_gemm_i8_rm(culora_backend *be, int64_t m, int64_t n, int64_t k, const int8_t *a,
+                                         int64_t lda, const int8_t *b, int64_t ldb, int32_t *c, int64_t ldc, void *ws,
+                                         size_t ws_bytes, cudaStream_t stream)
+{
+    struct lt_key key;
+    memset(&key, 0, sizeof key);
+    key.ta = 0;
+    key.tb = 1;
+    key.m = m;
+    key.n = n;
+    key.k = k;
+    key.lda = lda;
+    key.ldb = ldb;
+    key.ldc = ldc;
+    key.a_type = LT_TYPE_I8;
+    key.b_type = LT_TYPE_I8;
+    key.c_type = LT_TYPE_I32;
+    key.batch = 1;
+    key.align_a = ptr_alignment(a);
+    key.align_b = ptr_alignment(b);
+    key.align_c = ptr_alignment(c);
+    uintptr_t wsa = ((uintptr_t)ws + 255u) & ~(uintptr_t)255u;
+    size_t cap = 0;
+    if (ws != NULL && ws_bytes > (size_t)(wsa - (uintptr_t)ws))
+        cap = ws_bytes - (size_t)(wsa - (uintptr_t)ws);
+    key.ws_cap = cap < LT_MAX_WORKSPACE ? cap : LT_MAX_WORKSPACE;
+    struct lt_plan *p = NULL;
+    CULORA_TRY(plan_get(be, &key, &p));
+    const int32_t alpha = 1, beta = 0;
+    CULORA_CUBLAS_TRY(be, cublasLtMatmul(cuda_impl_of(be)->lt, p->op, &alpha, b, p->la, a, p->lb, &beta, c, p->lc, c,
+                                         p->lc, &p->algo, (void *)wsa, key.ws_cap, stream));
+    return CULORA_OK;
 }
