@@ -11,3 +11,10 @@ culora_add_gtest(test_nn LABELS cpu SOURCES
   nn/test_optim.cpp
   nn/test_nn_dispatch.cpp
 )
+if(CULORA_CUDA)
+  culora_add_gtest(test_nn_cuda LABELS gpu SOURCES
+    nn/test_nn_cuda_layers.cpp
+    nn/test_nn_cuda_attention.cpp
+    nn/test_nn_cuda_train.cpp
+  )
+endif()
