@@ -4,7 +4,7 @@
 # CUDA is optional: with nvcc on PATH (or in /usr/local/cuda/bin) the CUDA backend is built too.
 set -euo pipefail
 
-pkgs=(cmake make gcc g++ pkg-config libopenblas-dev libgtest-dev libjansson-dev libpcre2-dev libopenmpi-dev openmpi-bin)
+pkgs=(cmake make gcc g++ pkg-config libopenblas-dev libgtest-dev libjansson-dev libpcre2-dev libopenmpi-dev openmpi-bin zlib1g-dev)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -114,6 +114,8 @@ void culora_loader_destroy(culora_loader *ld)
 }
 
 uint64_t culora_loader_steps_per_epoch(const culora_loader *ld) { return ld->steps_per_epoch; }
+int32_t culora_loader_batch_size(const culora_loader *ld) { return ld ? ld->p.batch_size : 0; }
+int32_t culora_loader_seq_len(const culora_loader *ld) { return ld ? culora_dataset_seq_len(ld->ds) : 0; }
 
 /* ---- batches ---------------------------------------------------------------------------- */
 

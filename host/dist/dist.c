@@ -221,6 +221,16 @@ culora_status culora_dist_barrier(culora_dist *d)
     return d->impl->barrier(d);
 }
 
+culora_status culora_dist_allgather_u64(culora_dist *d, uint64_t value, uint64_t *all)
+{
+    if (d == NULL)
+        return CULORA_ERR_INVALID_ARG;
+    CULORA_TRY(culora_context_check(d->ctx));
+    if (all == NULL)
+        return culora_fail(d->ctx, CULORA_ERR_INVALID_ARG, "culora_dist_allgather_u64: all is NULL");
+    return d->impl->allgather_u64(d, value, all);
+}
+
 culora_status culora_dist_check_same(culora_dist *d, uint64_t value, const char *what)
 {
     if (d == NULL)

@@ -237,6 +237,9 @@ CULORA_API void culora_loader_destroy(culora_loader *ld);
 
 /* Steps in one epoch (the same on every rank). */
 CULORA_API uint64_t culora_loader_steps_per_epoch(const culora_loader *ld);
+/* Rows per batch and input tokens per row (the arrays of a culora_batch hold their product). */
+CULORA_API int32_t culora_loader_batch_size(const culora_loader *ld);
+CULORA_API int32_t culora_loader_seq_len(const culora_loader *ld);
 
 /* Fills the next batch and advances; after the last step of an epoch the next epoch begins
  * (reshuffled). Never runs out. */

@@ -93,6 +93,9 @@ CULORA_API CULORA_NODISCARD culora_status culora_dist_broadcast(culora_dist *dis
 /* Waits for the communicator's work on stream with error polling and the timeout (NCCL); no-op otherwise. */
 CULORA_API CULORA_NODISCARD culora_status culora_dist_wait(culora_dist *dist, culora_stream stream);
 CULORA_API CULORA_NODISCARD culora_status culora_dist_barrier(culora_dist *dist);
+/* all[r] (host, [world size]) ← the value rank r passed, on every rank (small host-side exchanges:
+ * token counts, loss sums as double bits). */
+CULORA_API CULORA_NODISCARD culora_status culora_dist_allgather_u64(culora_dist *dist, uint64_t value, uint64_t *all);
 /* Every rank passes a value (e.g. a checksum of replicated weights); CULORA_ERR_MISMATCH on every
  * rank, naming `what`, the first differing rank and both values, when they are not all equal. */
 CULORA_API CULORA_NODISCARD culora_status culora_dist_check_same(culora_dist *dist, uint64_t value, const char *what);
