@@ -10,6 +10,7 @@ culora_add_gtest(test_nn LABELS cpu SOURCES
   nn/test_cross_entropy.cpp
   nn/test_optim.cpp
   nn/test_nn_dispatch.cpp
+  nn/test_nn_torch.cpp
 )
 if(CULORA_CUDA)
   culora_add_gtest(test_nn_cuda LABELS gpu SOURCES
