@@ -10,4 +10,7 @@ list(APPEND CULORA_SOURCES
   host/cpu/quant_linear.c
 )
 list(APPEND CULORA_CUDA_SOURCES
+  kernels/nf4.cu
+  kernels/int8.cu
+  kernels/quant_linear.cu
 )
