@@ -43,9 +43,9 @@ void expect_match(const AttOut &got, const AttOut &ref)
     EXPECT_TRUE(close("dv", got.dv, ref.dv, bf16_attn_grad_tol));
 }
 
-}  // namespace
-
 void PrintTo(const AttCudaCase &c, std::ostream *os) { *os << case_name(c); }
+
+}  // namespace
 
 TEST_P(AttentionCudaVsCpu, ForwardAndBackwardMatch)
 {

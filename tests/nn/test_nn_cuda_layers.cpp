@@ -68,9 +68,9 @@ std::string norm_shape_name(const NormShape &s)
     return std::string(s.rms ? "rms" : "ln") + "_n" + std::to_string(s.n) + "_c" + std::to_string(s.c);
 }
 
-}  // namespace
-
 void PrintTo(const NormShape &s, std::ostream *os) { *os << norm_shape_name(s); }
+
+}  // namespace
 
 TEST_P(NormCudaVsCpu, AllOutputsMatch)
 {
