@@ -10,3 +10,6 @@ culora_add_gtest(test_quant LABELS cpu SOURCES
 # The CLI test runs the culora program.
 add_dependencies(test_quant culora_cli)
 target_compile_definitions(test_quant PRIVATE CULORA_CLI_PATH="$<TARGET_FILE:culora_cli>")
+if(CULORA_CUDA)
+  culora_add_gtest(test_quant_cuda LABELS gpu SOURCES quant/test_quant_cuda.cpp)
+endif()
