@@ -3,9 +3,12 @@
  *
  *   lse_i = logsumexp(logits[i,:V]);  loss_i = lse_i − logits[i, target_i]  (rows with a target)
  *   loss = Σ loss_i / n_valid          dlogits[i,j] = grad_scale·(exp(logits[i,j] − lse_i) − [j = target_i]) / den
- * Rows in parallel (fp64 math), then the loss summed over rows in order. A bad target (not the
- * ignore index, outside [0,V)) gives NaN for that row's loss and dlogits. dlogits may be logits.
- * Workspace (host): lse and loss of every row, fp64.
+ * Rows in parallel: e_j = expf(x_j − max) once per logit (kept in dlogits when it is wanted, so
+ * the gradient costs no second exp), summed in fp64; then the loss is summed over rows in order
+ * and the kept e_j are scaled by grad_scale/(den·Σe). A bad target (not the ignore index, outside
+ * [0,V)) gives NaN for that row's loss and dlogits. dlogits may be logits (each x_j is read before
+ * its e_j is written; the target logit is read first).
+ * Workspace (host): Σe and the loss of every row, fp64.
  */
 #include "cpu_nn.h"
 
@@ -24,23 +27,31 @@ culora_status cpu_cross_entropy(culora_backend *be, const struct culora_nn_cross
 {
     (void)s;
     const int64_t n = a->n, V = a->vocab;
-    double *lse = ws->ptr, *row_loss = lse + n;
+    double *sum_e = ws->ptr, *row_loss = sum_e + n;
 #pragma omp parallel for num_threads(cpu_threads(be)) schedule(static)
     for (int64_t i = 0; i < n; i++) {
         const float *x = (const float *)a->logits + i * a->ldlogits;
+        float *e = a->dlogits ? (float *)a->dlogits + i * a->lddlogits : NULL;
         const int64_t t = a->targets[i];
-        double mx = -INFINITY, sum = 0.0;
+        const bool has_t = t != a->ignore_index && t >= 0 && t < V;
+        const float xt = has_t ? x[t] : 0.0f;
+        float mx = -INFINITY;
         for (int64_t j = 0; j < V; j++)
             mx = x[j] > mx ? x[j] : mx;
-        for (int64_t j = 0; j < V; j++)
-            sum += exp((double)x[j] - mx);
-        lse[i] = mx + log(sum);
-        if (t == a->ignore_index)
-            row_loss[i] = 0.0;
-        else if (t < 0 || t >= V)
-            row_loss[i] = NAN;
-        else
-            row_loss[i] = lse[i] - x[t];
+        double sum = 0.0;
+        if (e) {
+            for (int64_t j = 0; j < V; j++) {
+                const float ej = expf(x[j] - mx);
+                e[j] = ej;
+                sum += ej;
+            }
+        } else {
+            for (int64_t j = 0; j < V; j++)
+                sum += expf(x[j] - mx);
+        }
+        sum_e[i] = sum;
+        const double lse = mx + log(sum);
+        row_loss[i] = t == a->ignore_index ? 0.0 : has_t ? lse - xt : NAN;
     }
     double total = 0.0;
     int64_t valid = 0;
@@ -61,18 +72,20 @@ culora_status cpu_cross_entropy(culora_backend *be, const struct culora_nn_cross
     const double scale = den > 0 ? (double)a->grad_scale / (double)den : 0.0;
 #pragma omp parallel for num_threads(cpu_threads(be)) schedule(static)
     for (int64_t i = 0; i < n; i++) {
-        const float *x = (const float *)a->logits + i * a->ldlogits;
-        float *dx = (float *)a->dlogits + i * a->lddlogits;
+        float *d = (float *)a->dlogits + i * a->lddlogits;
         const int64_t t = a->targets[i];
         if (t == a->ignore_index || den == 0) {
             for (int64_t j = 0; j < V; j++)
-                dx[j] = 0.0f;
+                d[j] = 0.0f;
         } else if (t < 0 || t >= V) {
             for (int64_t j = 0; j < V; j++)
-                dx[j] = NAN;
+                d[j] = NAN;
         } else {
+            const double f = scale / sum_e[i];
+            const double et = d[t];
             for (int64_t j = 0; j < V; j++)
-                dx[j] = (float)(scale * (exp((double)x[j] - lse[i]) - (j == t ? 1.0 : 0.0)));
+                d[j] = (float)(d[j] * f);
+            d[t] = (float)(et * f - scale); /* − scale·1 for the target, in fp64 */
         }
     }
     return CULORA_OK;
