@@ -36,6 +36,9 @@
 
 /* bitsandbytes' dynamic 8-bit code: the nested quant map double quantization writes. */
 __constant__ float c_dyn8_code[256] = CULORA_DYN8_CODE_INIT;
+/* The 4-bit codes (nibble -> value) the dequantizing kernels copy into shared memory. */
+__constant__ float c_nf4_code[16] = CULORA_NF4_CODE_INIT;
+__constant__ float c_fp4_code[16] = CULORA_FP4_CODE_INIT;
 
 /* The 4-bit code and its quantizer tables, passed by value. */
 struct code4_param {
@@ -232,20 +235,16 @@ extern "C" culora_status cuda_dq_quantize_launch(culora_backend *be, const float
 // ------------------------------------------------------------------------------------------
 // Dequantize: 8 values (one 32-bit word of codes) per thread
 
-struct code16 {
-    float v[16];
-};
-
 template <bool DQ>
 __global__ void dequant4_kernel(const uint8_t *__restrict__ packed, int aligned4, const float *__restrict__ absmax,
                                 const uint8_t *__restrict__ absmax_q, const float *__restrict__ nested,
-                                const float *__restrict__ ncode, const float *__restrict__ offset, code16 code,
+                                const float *__restrict__ ncode, const float *__restrict__ offset, int fp4,
                                 int bs_shift, int64_t n8, int64_t cols, void *__restrict__ out, int bf16,
                                 int64_t ldout, int vec)
 {
     __shared__ float lut[16];
     if (threadIdx.x < 16)
-        lut[threadIdx.x] = code.v[threadIdx.x];
+        lut[threadIdx.x] = fp4 ? c_fp4_code[threadIdx.x] : c_nf4_code[threadIdx.x];
     __syncthreads();
     const float off = DQ ? *offset : 0.0f;
     for (int64_t t = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; t < n8; t += (int64_t)gridDim.x * blockDim.x) {
@@ -269,11 +268,12 @@ __global__ void dequant4_kernel(const uint8_t *__restrict__ packed, int aligned4
         if (vec) { /* the 8 values are contiguous in one row and the destination 16-byte aligned */
             const int64_t at = (e0 / cols) * ldout + e0 % cols;
             if (bf16) {
-                __nv_bfloat162 h[4];
+                uint32_t u[4]; /* element 2j in the low half: the lower address */
 #pragma unroll
                 for (int j = 0; j < 4; j++)
-                    h[j] = __floats2bfloat162_rn(v[2 * j], v[2 * j + 1]);
-                *(uint4 *)((__nv_bfloat16 *)out + at) = *(const uint4 *)h;
+                    u[j] = (uint32_t)__bfloat16_as_ushort(__float2bfloat16_rn(v[2 * j])) |
+                           (uint32_t)__bfloat16_as_ushort(__float2bfloat16_rn(v[2 * j + 1])) << 16;
+                *(uint4 *)((__nv_bfloat16 *)out + at) = make_uint4(u[0], u[1], u[2], u[3]);
             } else {
                 float4 *o = (float4 *)((float *)out + at);
                 o[0] = make_float4(v[0], v[1], v[2], v[3]);
@@ -301,16 +301,15 @@ extern "C" culora_status cuda_quant4_dequantize_launch(culora_backend *be, const
     const bool bf16 = out_dtype == CULORA_DTYPE_BF16;
     const bool vec = d->cols % 8 == 0 && ldout % (bf16 ? 8 : 4) == 0 && (uintptr_t)out % 16 == 0;
     const int aligned4 = (uintptr_t)q->data % 4 == 0;
-    code16 code;
-    memcpy(code.v, code4_of(d->format).code, sizeof code.v);
+    const int fp4 = d->format == CULORA_QUANT_FP4;
     const unsigned grid = culora_ew_blocks(n8);
     if (culora_quant_is_dq(d))
         dequant4_kernel<true><<<grid, CULORA_EW_THREADS, 0, stream>>>(
-            (const uint8_t *)q->data, aligned4, NULL, q->absmax_q, q->nested_absmax, q->nested_code, q->offset, code,
+            (const uint8_t *)q->data, aligned4, NULL, q->absmax_q, q->nested_absmax, q->nested_code, q->offset, fp4,
             log2i(d->blocksize), n8, d->cols, out, bf16, ldout, vec);
     else
         dequant4_kernel<false><<<grid, CULORA_EW_THREADS, 0, stream>>>(
-            (const uint8_t *)q->data, aligned4, q->absmax, NULL, NULL, NULL, NULL, code, log2i(d->blocksize), n8,
+            (const uint8_t *)q->data, aligned4, q->absmax, NULL, NULL, NULL, NULL, fp4, log2i(d->blocksize), n8,
             d->cols, out, bf16, ldout, vec);
     CULORA_CUDA_TRY(be, cudaGetLastError());
     return CULORA_OK;
@@ -325,14 +324,14 @@ template <bool DQ, bool LORA>
 __global__ void __launch_bounds__(GEMV_WARPS * 32)
     gemv4_kernel(const uint8_t *__restrict__ packed, const float *__restrict__ absmax,
                  const uint8_t *__restrict__ absmax_q, const float *__restrict__ nested,
-                 const float *__restrict__ ncode, const float *__restrict__ offset, code16 code, int bs_shift,
+                 const float *__restrict__ ncode, const float *__restrict__ offset, int fp4, int bs_shift,
                  const __nv_bfloat16 *__restrict__ x, const __nv_bfloat16 *__restrict__ bias,
                  const __nv_bfloat16 *__restrict__ v, const __nv_bfloat16 *__restrict__ B, int64_t ldb, int r,
                  __nv_bfloat16 *__restrict__ y, int64_t rows, int64_t k)
 {
     __shared__ float lut[16];
     if (threadIdx.x < 16)
-        lut[threadIdx.x] = code.v[threadIdx.x];
+        lut[threadIdx.x] = fp4 ? c_fp4_code[threadIdx.x] : c_nf4_code[threadIdx.x];
     __syncthreads();
     const int lane = threadIdx.x & 31;
     const int64_t j = (int64_t)blockIdx.x * GEMV_WARPS + (threadIdx.x >> 5);
@@ -388,8 +387,7 @@ extern "C" culora_status cuda_gemv4_launch(culora_backend *be, const culora_quan
                                            const void *v, const void *b, int64_t ldb, int32_t r, void *y,
                                            cudaStream_t stream)
 {
-    code16 code;
-    memcpy(code.v, code4_of(d->format).code, sizeof code.v);
+    const int fp4 = d->format == CULORA_QUANT_FP4;
     const unsigned grid = (unsigned)CULORA_CEIL_DIV(d->rows, (int64_t)GEMV_WARPS);
     const int sh = log2i(d->blocksize);
     const uint8_t *p = (const uint8_t *)q->data;
@@ -399,7 +397,7 @@ extern "C" culora_status cuda_gemv4_launch(culora_backend *be, const culora_quan
     const bool dq = culora_quant_is_dq(d), lora = b != NULL;
 #define GEMV_LAUNCH(DQ_, LORA_)                                                                                    \
     gemv4_kernel<DQ_, LORA_><<<grid, GEMV_WARPS * 32, 0, stream>>>(p, q->absmax, q->absmax_q, q->nested_absmax,    \
-                                                                   q->nested_code, q->offset, code, sh, xb, bb, vb, \
+                                                                   q->nested_code, q->offset, fp4, sh, xb, bb, vb, \
                                                                    Bb, ldb, r, yb, d->rows, d->cols)
     if (dq && lora) GEMV_LAUNCH(true, true);
     else if (dq) GEMV_LAUNCH(true, false);
