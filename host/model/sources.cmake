@@ -7,4 +7,6 @@ list(APPEND CULORA_SOURCES
   host/model/model_forward.c
   host/model/model_backward.c
   host/model/model_optim.c
+  host/model/model_generate.c
+  host/model/model_save.c
 )

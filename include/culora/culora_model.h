@@ -89,10 +89,37 @@ CULORA_API void culora_model_set_training(culora_model *m, bool training);
 /* Sets every trainable gradient to zero. */
 CULORA_API CULORA_NODISCARD culora_status culora_model_zero_grad(culora_model *m);
 
+/* ---- generation ---------------------------------------------------------------------------- */
+
+typedef struct culora_generate_params {
+    uint32_t struct_size;   /* set by CULORA_GENERATE_PARAMS_INIT */
+    uint32_t api_version;
+    int32_t max_new_tokens;
+    float temperature;      /* 0: greedy (argmax, ties to the lowest id) */
+    float top_p;            /* nucleus sampling: keep the smallest set of tokens with probability >= top_p (1: off) */
+    int32_t top_k;          /* keep the k most likely tokens (0: off) */
+    uint64_t seed;          /* sampling randomness (Philox); the same seed gives the same text */
+    int32_t eos_id;         /* stop after generating this id (-1: never) */
+} culora_generate_params;
+
+#define CULORA_GENERATE_PARAMS_INIT \
+    { sizeof(culora_generate_params), CULORA_API_VERSION, 64, 0.0f, 1.0f, 0, 0u, -1 }
+
+/* Appends up to max_new_tokens tokens to prompt[n_prompt] (host ids); out (host, capacity
+ * n_prompt + max_new_tokens) receives prompt + generated ids, *n_out their count. Each token costs
+ * one forward over the last max_seq tokens (no KV cache yet). Dropout is off while generating. */
+CULORA_API CULORA_NODISCARD culora_status culora_model_generate(culora_model *m, const int32_t *prompt, int64_t n_prompt,
+                                                                const culora_generate_params *params, int32_t *out,
+                                                                int64_t *n_out);
+
 /* The LoRA weights as a PEFT adapter (fp32 copies; the caller destroys it). */
 CULORA_API CULORA_NODISCARD culora_status culora_model_export_adapter(culora_model *m, culora_adapter **out);
 /* Writes the adapter in PEFT format to dir (atomic files). */
 CULORA_API CULORA_NODISCARD culora_status culora_model_save_adapter(culora_model *m, const char *dir);
+/* Writes a Hugging Face model directory (config.json + model.safetensors, fp32, the names
+ * transformers' save_pretrained uses) with every LoRA update merged in (W0 + s·B·A, computed in
+ * fp64 on the host); the model itself is not changed. dir is created when missing. */
+CULORA_API CULORA_NODISCARD culora_status culora_model_save(culora_model *m, const char *dir);
 
 #ifdef __cplusplus
 }
