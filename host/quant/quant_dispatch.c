@@ -21,20 +21,31 @@ static culora_status need_op(culora_context *ctx, bool present, const char *op)
     return CULORA_OK;
 }
 
-/* A byte range [p, p + bytes) with a name, for overlap checks. */
+/* A named view for overlap checks: [rows, cols] with leading dimension ld, esize-byte elements.
+ * Quantized-weight buffers are one-row byte views. */
 struct range {
     const char *name;
     const void *p;
+    int64_t rows, cols, ld;
+    size_t esize;
     size_t bytes;
 };
 
 static struct range matrix_range(const char *name, const void *p, int64_t rows, int64_t cols, int64_t ld,
                                  size_t esize)
 {
-    struct range r = {name, p, p ? (size_t)((rows - 1) * ld + cols) * esize : 0};
+    struct range r = {name, p, rows, cols, ld, esize, p ? (size_t)((rows - 1) * ld + cols) * esize : 0};
     return r;
 }
 
+static struct range byte_range(const char *name, const void *p, size_t bytes)
+{
+    struct range r = {name, p, 1, (int64_t)bytes, (int64_t)bytes, 1, bytes};
+    return r;
+}
+
+/* As host/backend.c: exact for two views of one element size and leading dimension (x and v side
+ * by side in one buffer are fine), byte ranges otherwise. */
 static culora_status no_overlap(culora_context *ctx, const char *op, const struct range *out,
                                 const struct range *others, int n)
 {
@@ -44,6 +55,9 @@ static culora_status no_overlap(culora_context *ctx, const char *op, const struc
             continue;
         const uintptr_t a1 = (uintptr_t)out->p, a2 = (uintptr_t)o->p;
         if (a1 + out->bytes <= a2 || a2 + o->bytes <= a1)
+            continue;
+        if (out->esize == o->esize &&
+            !culora_views_overlap(out->p, out->rows, out->cols, out->ld, o->p, o->rows, o->cols, o->ld, out->esize))
             continue;
         return culora_fail(ctx, CULORA_ERR_INVALID_ARG, "%s: output %s overlaps %s", op, out->name, o->name);
     }
@@ -100,10 +114,7 @@ static culora_status check_qweight(culora_context *ctx, const char *op, const ch
         if ((uintptr_t)bufs[i].p % bufs[i].align != 0)
             return culora_fail(ctx, CULORA_ERR_INVALID_ARG, "%s: %s->%s (%p) is not %zu-byte aligned", op, name,
                                bufs[i].member, bufs[i].p, bufs[i].align);
-        ranges[*n].name = bufs[i].member;
-        ranges[*n].p = bufs[i].p;
-        ranges[*n].bytes = bufs[i].bytes;
-        (*n)++;
+        ranges[(*n)++] = byte_range(bufs[i].member, bufs[i].p, bufs[i].bytes);
     }
     return CULORA_OK;
 }

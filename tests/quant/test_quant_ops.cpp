@@ -422,6 +422,14 @@ TEST(QuantBadInput, LinearArguments)
     fa.y = a.data();
     EXPECT_TRUE(fails_with(c, culora_lora_linear_quant_forward(c, &ld, &d, q->w(), &fa, ws.data(), ws.size() * 4, nullptr),
                            CULORA_ERR_INVALID_ARG, "output y overlaps a"));
+    // v in the spare columns of x's buffer ([x | v], one leading dimension) is a valid layout.
+    std::vector<float> xv((size_t)(m * (k + 2)), 1.0f);
+    fa = {xv.data(), k + 2, nullptr, 0, nullptr, a.data(), k, b.data(), 2, xv.data() + k, k + 2, y.data(), n};
+    EXPECT_EQ(culora_lora_linear_quant_forward(c, &ld, &d, q->w(), &fa, ws.data(), ws.size() * 4, nullptr), CULORA_OK)
+        << culora_context_last_error(c);
+    fa.v = xv.data() + k - 1;  // one column into x
+    EXPECT_TRUE(fails_with(c, culora_lora_linear_quant_forward(c, &ld, &d, q->w(), &fa, ws.data(), ws.size() * 4, nullptr),
+                           CULORA_ERR_INVALID_ARG, "output v overlaps x"));
     const auto big = make_qdesc(CULORA_QUANT_INT8, 2, 140000);
     EXPECT_TRUE(fails_with(c, culora_quant_linear_forward(c, &big, q->w(), 1, x.data(), 140000, nullptr, y.data(), 2,
                                                           ws.data(), ws.size() * 4, nullptr),
