@@ -30,7 +30,7 @@ static double sigmoid(double x) { return 1.0 / (1.0 + exp(-x)); }
 culora_status cpu_gelu_fwd(culora_backend *be, const struct culora_nn_gelu_args *a, culora_stream s)
 {
     (void)s;
-#pragma omp parallel for num_threads(cpu_threads(be)) schedule(static)
+#pragma omp parallel for num_threads(cpu_threads_for(be, a->n * a->c)) schedule(static)
     for (int64_t i = 0; i < a->n; i++) {
         const float *x = (const float *)a->x + i * a->ldx;
         float *y = (float *)a->y + i * a->ldy;
@@ -43,7 +43,7 @@ culora_status cpu_gelu_fwd(culora_backend *be, const struct culora_nn_gelu_args 
 culora_status cpu_gelu_bwd(culora_backend *be, const struct culora_nn_gelu_bwd_args *a, culora_stream s)
 {
     (void)s;
-#pragma omp parallel for num_threads(cpu_threads(be)) schedule(static)
+#pragma omp parallel for num_threads(cpu_threads_for(be, a->n * a->c)) schedule(static)
     for (int64_t i = 0; i < a->n; i++) {
         const float *x = (const float *)a->x + i * a->ldx, *dy = (const float *)a->dy + i * a->lddy;
         float *dx = (float *)a->dx + i * a->lddx;
@@ -56,7 +56,7 @@ culora_status cpu_gelu_bwd(culora_backend *be, const struct culora_nn_gelu_bwd_a
 culora_status cpu_swiglu_fwd(culora_backend *be, const struct culora_nn_swiglu_args *a, culora_stream s)
 {
     (void)s;
-#pragma omp parallel for num_threads(cpu_threads(be)) schedule(static)
+#pragma omp parallel for num_threads(cpu_threads_for(be, a->n * a->c)) schedule(static)
     for (int64_t i = 0; i < a->n; i++) {
         const float *g = (const float *)a->gate + i * a->ldgate, *u = (const float *)a->up + i * a->ldup;
         float *y = (float *)a->y + i * a->ldy;
@@ -69,7 +69,7 @@ culora_status cpu_swiglu_fwd(culora_backend *be, const struct culora_nn_swiglu_a
 culora_status cpu_swiglu_bwd(culora_backend *be, const struct culora_nn_swiglu_bwd_args *a, culora_stream s)
 {
     (void)s;
-#pragma omp parallel for num_threads(cpu_threads(be)) schedule(static)
+#pragma omp parallel for num_threads(cpu_threads_for(be, a->n * a->c)) schedule(static)
     for (int64_t i = 0; i < a->n; i++) {
         const float *g = (const float *)a->gate + i * a->ldgate, *u = (const float *)a->up + i * a->ldup,
                     *dy = (const float *)a->dy + i * a->lddy;
@@ -86,7 +86,7 @@ culora_status cpu_swiglu_bwd(culora_backend *be, const struct culora_nn_swiglu_b
 culora_status cpu_add(culora_backend *be, const struct culora_nn_add_args *a, culora_stream s)
 {
     (void)s;
-#pragma omp parallel for num_threads(cpu_threads(be)) schedule(static)
+#pragma omp parallel for num_threads(cpu_threads_for(be, a->n * a->c)) schedule(static)
     for (int64_t i = 0; i < a->n; i++) {
         const float *x = (const float *)a->a + i * a->lda, *y = (const float *)a->b + i * a->ldb;
         float *o = (float *)a->out + i * a->ldout;

@@ -27,7 +27,7 @@ struct att {
  * (given_lse NULL) or uses the given one (backward recompute). */
 static void softmax_rows(const culora_backend *be, float *S, int64_t T, float *lse_out, const float *lse_in)
 {
-#pragma omp parallel for num_threads(cpu_threads(be)) schedule(dynamic, 8)
+#pragma omp parallel for num_threads(cpu_threads_for(be, T * T)) schedule(dynamic, 8)
     for (int64_t t = 0; t < T; t++) {
         float *s = S + t * T;
         double l;
@@ -53,7 +53,7 @@ static void softmax_rows(const culora_backend *be, float *S, int64_t T, float *l
 /* dP (over itself) → dS = scale·P∘(dP − Δ) row by row. */
 static void softmax_bwd_rows(const culora_backend *be, const float *P, float *dP, int64_t T, float scale)
 {
-#pragma omp parallel for num_threads(cpu_threads(be)) schedule(dynamic, 8)
+#pragma omp parallel for num_threads(cpu_threads_for(be, T * T)) schedule(dynamic, 8)
     for (int64_t t = 0; t < T; t++) {
         const float *p = P + t * T;
         float *d = dP + t * T;

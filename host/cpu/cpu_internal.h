@@ -15,6 +15,17 @@ static inline int cpu_threads(const culora_backend *be)
     return ((const struct cpu_impl *)be->impl)->n_threads;
 }
 
+/* Below this many element operations a loop runs on the calling thread: an OpenMP team costs
+ * more than it saves there, and on a loaded machine (CI running tests in parallel) every team
+ * waits for a descheduled worker, which made small models 60x slower. */
+#define CPU_PARALLEL_MIN_WORK 65536
+
+/* Threads for a loop of `work` element operations. */
+static inline int cpu_threads_for(const culora_backend *be, int64_t work)
+{
+    return work < CPU_PARALLEL_MIN_WORK ? 1 : cpu_threads(be);
+}
+
 /* lora_linear.c */
 culora_status cpu_lora_linear_workspace(culora_backend *be, const culora_lora_linear_desc *desc,
                                         size_t *fwd_bytes, size_t *bwd_bytes);

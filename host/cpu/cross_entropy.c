@@ -28,7 +28,7 @@ culora_status cpu_cross_entropy(culora_backend *be, const struct culora_nn_cross
     (void)s;
     const int64_t n = a->n, V = a->vocab;
     double *sum_e = ws->ptr, *row_loss = sum_e + n;
-#pragma omp parallel for num_threads(cpu_threads(be)) schedule(static)
+#pragma omp parallel for num_threads(cpu_threads_for(be, n * a->vocab)) schedule(static)
     for (int64_t i = 0; i < n; i++) {
         const float *x = (const float *)a->logits + i * a->ldlogits;
         float *e = a->dlogits ? (float *)a->dlogits + i * a->lddlogits : NULL;
@@ -70,7 +70,7 @@ culora_status cpu_cross_entropy(culora_backend *be, const struct culora_nn_cross
         return CULORA_OK;
     const int64_t den = a->grad_denominator > 0 ? a->grad_denominator : valid;
     const double scale = den > 0 ? (double)a->grad_scale / (double)den : 0.0;
-#pragma omp parallel for num_threads(cpu_threads(be)) schedule(static)
+#pragma omp parallel for num_threads(cpu_threads_for(be, n * a->vocab)) schedule(static)
     for (int64_t i = 0; i < n; i++) {
         float *d = (float *)a->dlogits + i * a->lddlogits;
         const int64_t t = a->targets[i];

@@ -11,7 +11,7 @@ culora_status cpu_axpby(culora_backend *be, const struct culora_axpby_args *g, c
     float *y = g->y;
     const float alpha = g->alpha, beta = g->beta;
     const int64_t m = g->m, n = g->n, ldx = g->ldx, ldy = g->ldy;
-#pragma omp parallel for num_threads(cpu_threads(be)) schedule(static)
+#pragma omp parallel for num_threads(cpu_threads_for(be, m * n)) schedule(static)
     for (int64_t i = 0; i < m; i++)
         for (int64_t j = 0; j < n; j++)
             y[i * ldy + j] = beta == 0.0f ? alpha * x[i * ldx + j] : alpha * x[i * ldx + j] + beta * y[i * ldy + j];

@@ -18,7 +18,7 @@ culora_status cpu_embedding_fwd(culora_backend *be, const struct culora_nn_embed
     const float *wte = a->wte, *wpe = a->wpe;
     float *out = a->out;
     const int64_t n = a->n, c = a->c, vocab = a->vocab, n_pos = a->n_pos;
-#pragma omp parallel for num_threads(cpu_threads(be)) schedule(static)
+#pragma omp parallel for num_threads(cpu_threads_for(be, n * a->c)) schedule(static)
     for (int64_t i = 0; i < n; i++) {
         const int64_t t = tok[i], p = wpe ? pos[i] : 0;
         float *o = out + i * a->ldout;
@@ -46,7 +46,7 @@ static void index_add_rows(const culora_backend *be, int64_t n, int64_t c, const
 {
     const int64_t chunk = 64;
     const int64_t n_chunks = (c + chunk - 1) / chunk;
-#pragma omp parallel for num_threads(cpu_threads(be)) schedule(static)
+#pragma omp parallel for num_threads(cpu_threads_for(be, n * c)) schedule(static)
     for (int64_t cb = 0; cb < n_chunks; cb++) {
         const int64_t j0 = cb * chunk, j1 = j0 + chunk < c ? j0 + chunk : c;
         for (int64_t i = 0; i < n; i++) {

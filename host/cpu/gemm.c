@@ -29,7 +29,7 @@ culora_status cpu_gemm(culora_backend *be, const struct culora_gemm_args *g, con
     if (g->bias != NULL) {
         const float *bias = g->bias;
         const int64_t m = g->m, n = g->n, ldc = g->ldc;
-#pragma omp parallel for num_threads(cpu_threads(be)) schedule(static)
+#pragma omp parallel for num_threads(cpu_threads_for(be, m * n)) schedule(static)
         for (int64_t i = 0; i < m; i++)
             for (int64_t j = 0; j < n; j++)
                 c[i * ldc + j] += bias[j];

@@ -39,7 +39,7 @@ static void apply_dropout(const culora_backend *be, const culora_lora_linear_des
     const uint32_t thr = culora_dropout_threshold(desc->dropout);
     const float scale = 1.0f / (1.0f - desc->dropout);
     const uint64_t seed = desc->seed, offset = desc->offset;
-#pragma omp parallel for num_threads(cpu_threads(be)) schedule(static)
+#pragma omp parallel for num_threads(cpu_threads_for(be, m * k)) schedule(static)
     for (int64_t i = 0; i < m; i++)
         for (int64_t j = 0; j < k; j++) {
             uint64_t idx = (uint64_t)(i * k + j);
@@ -73,7 +73,7 @@ culora_status cpu_lora_linear_fwd(culora_backend *be, const culora_lora_linear_d
     if (a->bias != NULL) {
         const float *bias = a->bias;
         const int64_t ldy = a->ldy;
-#pragma omp parallel for num_threads(cpu_threads(be)) schedule(static)
+#pragma omp parallel for num_threads(cpu_threads_for(be, m * d)) schedule(static)
         for (int64_t i = 0; i < m; i++)
             for (int64_t j = 0; j < d; j++)
                 y[i * ldy + j] += bias[j];
@@ -121,7 +121,7 @@ culora_status cpu_lora_linear_bwd(culora_backend *be, const culora_lora_linear_d
             float *t = ws->ptr;                                                             /* t = du·A */
             cpu_sgemm(false, false, m, k, r, 1.0f, du, a->lddu, a->a, a->lda, 0.0f, t, k);
             apply_dropout(be, desc, t, k, t);                                               /* mask, 1/(1-p) */
-#pragma omp parallel for num_threads(cpu_threads(be)) schedule(static)
+#pragma omp parallel for num_threads(cpu_threads_for(be, m * k)) schedule(static)
             for (int64_t i = 0; i < m; i++)
                 for (int64_t j = 0; j < k; j++)
                     dx[i * lddx + j] += t[i * k + j];

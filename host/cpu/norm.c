@@ -21,7 +21,7 @@ culora_status cpu_layernorm_fwd(culora_backend *be, const struct culora_nn_layer
     (void)s;
     const int64_t n = a->n, c = a->c;
     const float *gamma = a->gamma, *beta = a->beta;
-#pragma omp parallel for num_threads(cpu_threads(be)) schedule(static)
+#pragma omp parallel for num_threads(cpu_threads_for(be, n * a->c)) schedule(static)
     for (int64_t i = 0; i < n; i++) {
         const float *x = (const float *)a->x + i * a->ldx;
         float *o = (float *)a->out + i * a->ldout;
@@ -47,7 +47,7 @@ culora_status cpu_rmsnorm_fwd(culora_backend *be, const struct culora_nn_rmsnorm
     (void)s;
     const int64_t n = a->n, c = a->c;
     const float *gamma = a->gamma;
-#pragma omp parallel for num_threads(cpu_threads(be)) schedule(static)
+#pragma omp parallel for num_threads(cpu_threads_for(be, n * a->c)) schedule(static)
     for (int64_t i = 0; i < n; i++) {
         const float *x = (const float *)a->x + i * a->ldx;
         float *o = (float *)a->out + i * a->ldout;
@@ -92,7 +92,7 @@ static void norm_param_grads(const culora_backend *be, int64_t n, int64_t c, con
 {
     const int64_t chunk = 64;
     const int64_t n_chunks = (c + chunk - 1) / chunk;
-#pragma omp parallel for num_threads(cpu_threads(be)) schedule(static)
+#pragma omp parallel for num_threads(cpu_threads_for(be, n * c)) schedule(static)
     for (int64_t cb = 0; cb < n_chunks; cb++) {
         const int64_t j0 = cb * chunk, j1 = j0 + chunk < c ? j0 + chunk : c;
         double sg[64] = {0}, sb[64] = {0};
@@ -121,7 +121,7 @@ culora_status cpu_layernorm_bwd(culora_backend *be, const struct culora_nn_layer
     (void)ws;
     (void)s;
     const int64_t n = a->n, c = a->c;
-#pragma omp parallel for num_threads(cpu_threads(be)) schedule(static)
+#pragma omp parallel for num_threads(cpu_threads_for(be, n * a->c)) schedule(static)
     for (int64_t i = 0; i < n; i++)
         norm_dx_row((const float *)a->x + i * a->ldx, a->gamma, (const float *)a->dout + i * a->lddout,
                     (float *)a->dx + i * a->lddx, c, &a->mean[i], a->rstd[i], a->accumulate_dx);
@@ -136,7 +136,7 @@ culora_status cpu_rmsnorm_bwd(culora_backend *be, const struct culora_nn_rmsnorm
     (void)ws;
     (void)s;
     const int64_t n = a->n, c = a->c;
-#pragma omp parallel for num_threads(cpu_threads(be)) schedule(static)
+#pragma omp parallel for num_threads(cpu_threads_for(be, n * a->c)) schedule(static)
     for (int64_t i = 0; i < n; i++)
         norm_dx_row((const float *)a->x + i * a->ldx, a->gamma, (const float *)a->dout + i * a->lddout,
                     (float *)a->dx + i * a->lddx, c, NULL, a->rstd[i], a->accumulate_dx);

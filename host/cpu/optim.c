@@ -22,7 +22,7 @@ culora_status cpu_adamw(culora_backend *be, const struct culora_nn_adamw_args *a
     const float beta2 = (float)a->beta2, eps = (float)a->eps, gs = a->grad_scale;
     float *p = a->param, *m = a->m, *v = a->v, *copy = a->param_copy;
     const float *grad = a->grad;
-#pragma omp parallel for num_threads(cpu_threads(be)) schedule(static)
+#pragma omp parallel for num_threads(cpu_threads_for(be, a->n)) schedule(static)
     for (int64_t i = 0; i < a->n; i++) {
         const float g = grad[i] * gs;
         float pi = p[i] * decay;
@@ -55,7 +55,7 @@ culora_status cpu_grad_norm(culora_backend *be, const struct culora_nn_grad_norm
     (void)s;
     const int64_t n = a->n, chunks = (n + NORM_CHUNK - 1) / NORM_CHUNK;
     double *part = ws->ptr;
-#pragma omp parallel for num_threads(cpu_threads(be)) schedule(static)
+#pragma omp parallel for num_threads(cpu_threads_for(be, n)) schedule(static)
     for (int64_t c = 0; c < chunks; c++) {
         const int64_t i0 = c * NORM_CHUNK, i1 = i0 + NORM_CHUNK < n ? i0 + NORM_CHUNK : n;
         double sq = 0.0;

@@ -22,7 +22,7 @@ static culora_status rope(culora_backend *be, const struct culora_nn_rope_args *
         culora_nn_rope_inv_freq(a->theta, a->head_dim, freq);
     const int64_t n = a->n;
     const int32_t heads = a->n_heads, d = a->head_dim;
-#pragma omp parallel for num_threads(cpu_threads(be)) schedule(static)
+#pragma omp parallel for num_threads(cpu_threads_for(be, n * (int64_t)a->n_heads * a->head_dim)) schedule(static)
     for (int64_t i = 0; i < n; i++) {
         const float p = (float)a->pos[i];
         const float *x = (const float *)a->x + i * a->ldx;
