@@ -210,9 +210,9 @@ static int run(struct train_args *a)
     culora_train_params tp = CULORA_TRAIN_PARAMS_INIT;
     tp.total_steps = a->steps;
     tp.grad_accum = (int32_t)a->grad_accum;
-    tp.lr = (float)a->lr;
-    tp.weight_decay = (float)a->weight_decay;
-    tp.max_grad_norm = (float)a->max_grad_norm;
+    tp.lr = a->lr;
+    tp.weight_decay = a->weight_decay;
+    tp.max_grad_norm = a->max_grad_norm;
     tp.schedule = sched;
     tp.warmup_steps = a->warmup;
     tp.min_lr_ratio = a->min_lr_ratio;

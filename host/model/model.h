@@ -179,8 +179,8 @@ culora_status model_lora_reinit(struct culora_model *m, int32_t i, uint64_t seed
 /* model_optim.c (for the trainer): global gradient norm and one AdamW update of every trainable
  * parameter; grad_scale multiplies the gradients (clipping, accumulation). */
 culora_status model_grad_norm(struct culora_model *m, float *norm);
-culora_status model_adamw(struct culora_model *m, float lr, float beta1, float beta2, float eps, float weight_decay,
-                          int64_t step, float grad_scale);
+culora_status model_adamw(struct culora_model *m, double lr, double beta1, double beta2, double eps,
+                          double weight_decay, int64_t step, float grad_scale);
 /* Flat trainable buffers, for the communicator and for checkpoints. */
 float *model_grad_buffer(struct culora_model *m, int64_t *n);
 culora_status model_state_download(struct culora_model *m, float *master, float *adam_m, float *adam_v);

@@ -19,8 +19,8 @@ culora_status model_grad_norm(struct culora_model *m, float *norm)
     return culora_synchronize(m->ctx, NULL);
 }
 
-culora_status model_adamw(struct culora_model *m, float lr, float beta1, float beta2, float eps, float weight_decay,
-                          int64_t step, float grad_scale)
+culora_status model_adamw(struct culora_model *m, double lr, double beta1, double beta2, double eps,
+                          double weight_decay, int64_t step, float grad_scale)
 {
     if (m->n_train == 0)
         return CULORA_OK;

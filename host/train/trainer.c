@@ -52,12 +52,12 @@ static culora_status check_params(culora_context *ctx, const culora_train_params
         return culora_fail(ctx, CULORA_ERR_INVALID_ARG, "trainer: total_steps %lld must be >= 1", (long long)p->total_steps);
     if (p->grad_accum < 1)
         return culora_fail(ctx, CULORA_ERR_INVALID_ARG, "trainer: grad_accum %d must be >= 1", (int)p->grad_accum);
-    if (!(p->lr >= 0.0f) || !isfinite(p->lr))
+    if (!(p->lr >= 0.0) || !isfinite(p->lr))
         return culora_fail(ctx, CULORA_ERR_INVALID_ARG, "trainer: learning rate %g", (double)p->lr);
-    if (!(p->beta1 >= 0.0f && p->beta1 < 1.0f) || !(p->beta2 >= 0.0f && p->beta2 < 1.0f) || !(p->eps > 0.0f))
+    if (!(p->beta1 >= 0.0 && p->beta1 < 1.0) || !(p->beta2 >= 0.0 && p->beta2 < 1.0) || !(p->eps > 0.0))
         return culora_fail(ctx, CULORA_ERR_INVALID_ARG, "trainer: AdamW betas (%g, %g) must be in [0, 1), eps %g > 0",
                            (double)p->beta1, (double)p->beta2, (double)p->eps);
-    if (!(p->weight_decay >= 0.0f) || !(p->max_grad_norm >= 0.0f))
+    if (!(p->weight_decay >= 0.0) || !(p->max_grad_norm >= 0.0))
         return culora_fail(ctx, CULORA_ERR_INVALID_ARG, "trainer: weight_decay and max_grad_norm must be >= 0");
     if (p->eval_every < 0 || p->eval_batches < 0 || p->checkpoint_every < 0 || p->keep_checkpoints < 0 ||
         p->max_bad_steps < 0)
@@ -241,14 +241,14 @@ culora_status culora_trainer_step(culora_trainer *tr, culora_step_info *info)
     CULORA_TRY(model_grad_norm(m, &norm));
 
     tr->step++;
-    const float lr = (float)((double)tr->p.lr * culora_schedule_multiplier(&tr->sched, tr->step - 1));
+    const double lr = tr->p.lr * culora_schedule_multiplier(&tr->sched, tr->step - 1);
     culora_step_info in;
     memset(&in, 0, sizeof in);
     in.step = tr->step;
     in.total_steps = tr->p.total_steps;
     in.loss = loss;
     in.eval_loss = NAN;
-    in.lr = lr;
+    in.lr = (float)lr;
     in.grad_norm = norm;
     in.tokens = (int64_t)bt * A * tr->world;
     in.loss_tokens = (int64_t)tokens;
@@ -257,8 +257,9 @@ culora_status culora_trainer_step(culora_trainer *tr, culora_step_info *info)
         in.skipped = 1;
         tr->bad_steps++;
     } else {
-        const float clip = tr->p.max_grad_norm > 0.0f && norm > tr->p.max_grad_norm
-                               ? tr->p.max_grad_norm / (norm + 1e-6f) /* torch clip_grad_norm_ */
+        /* torch clip_grad_norm_: coefficient max_norm / (norm + 1e-6), clamped to 1 */
+        const float clip = tr->p.max_grad_norm > 0.0 && (double)norm > tr->p.max_grad_norm
+                               ? (float)(tr->p.max_grad_norm / ((double)norm + 1e-6))
                                : 1.0f;
         tr->adam_step++;
         CULORA_TRY(model_adamw(m, lr, tr->p.beta1, tr->p.beta2, tr->p.eps, tr->p.weight_decay, tr->adam_step, clip));

@@ -60,8 +60,8 @@ typedef struct culora_train_params {
     uint32_t api_version;
     int64_t total_steps;           /* optimizer steps (>= 1) */
     int32_t grad_accum;            /* micro-batches per step (>= 1) */
-    float lr, beta1, beta2, eps, weight_decay;
-    float max_grad_norm;           /* clip the global gradient norm to this; 0: no clipping */
+    double lr, beta1, beta2, eps, weight_decay; /* fp64, as torch's Python floats */
+    double max_grad_norm;          /* clip the global gradient norm to this; 0: no clipping */
     int32_t schedule;              /* culora_lr_schedule */
     int64_t warmup_steps;
     double min_lr_ratio;           /* COSINE_MIN, COSINE_RESTARTS */
@@ -80,7 +80,7 @@ typedef struct culora_train_params {
 } culora_train_params;
 
 #define CULORA_TRAIN_PARAMS_INIT                                                                       \
-    { sizeof(culora_train_params), CULORA_API_VERSION, 100, 1, 1e-4f, 0.9f, 0.999f, 1e-8f, 0.0f, 1.0f, \
+    { sizeof(culora_train_params), CULORA_API_VERSION, 100, 1, 1e-4, 0.9, 0.999, 1e-8, 0.0, 1.0, \
       CULORA_LR_COSINE, 0, 0.1, 0, 0, /* eval */ 0, 0, /* max_bad_steps */ 3, /* checkpoints */ NULL, 0, 0, \
       NULL, NULL, NULL, NULL }
 

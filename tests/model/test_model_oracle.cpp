@@ -134,11 +134,11 @@ TEST_P(ModelOracle, FiveAdamwStepsGiveTorchsLosses)
         if (step + 1 == want.size()) break;
         ASSERT_EQ(culora_model_zero_grad(m.get()), CULORA_OK);
         ASSERT_EQ(culora_model_backward(m.get(), 1.0f, 0), CULORA_OK);
-        ASSERT_EQ(model_adamw(m.get(), (float)json_number_value(json_object_get(ad, "lr")),
-                              (float)json_number_value(json_object_get(ad, "beta1")),
-                              (float)json_number_value(json_object_get(ad, "beta2")),
-                              (float)json_number_value(json_object_get(ad, "eps")),
-                              (float)json_number_value(json_object_get(ad, "weight_decay")), (int64_t)step + 1, 1.0f),
+        ASSERT_EQ(model_adamw(m.get(), json_number_value(json_object_get(ad, "lr")),
+                              json_number_value(json_object_get(ad, "beta1")),
+                              json_number_value(json_object_get(ad, "beta2")),
+                              json_number_value(json_object_get(ad, "eps")),
+                              json_number_value(json_object_get(ad, "weight_decay")), (int64_t)step + 1, 1.0f),
                   CULORA_OK)
             << culora_context_last_error(ctx.get());
     }

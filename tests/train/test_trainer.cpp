@@ -61,7 +61,7 @@ struct TrainRun {
     culora_lora_config lc = CULORA_LORA_CONFIG_INIT;
 
     TrainRun(int mode, int32_t batch, int32_t accum, const char *ckpt, float dropout = 0.1f, int shuffle = 1,
-             float lr = 5e-3f)
+             double lr = 5e-3)
     {
         EXPECT_EQ(culora_tokenizer_create_bytes(ctx.get(), &tok), CULORA_OK);
         culora_dataset_params dp = CULORA_DATASET_PARAMS_INIT;
@@ -92,7 +92,7 @@ struct TrainRun {
         tp.total_steps = 20;
         tp.grad_accum = accum;
         tp.lr = lr;
-        tp.weight_decay = 0.01f;
+        tp.weight_decay = 0.01;
         tp.warmup_steps = 2;
         tp.schedule = CULORA_LR_COSINE;
         tp.checkpoint_dir = ckpt;
@@ -133,7 +133,7 @@ std::string temp_dir(const std::string &name)
 
 TEST(Trainer, LossFallsWithLora)
 {
-    TrainRun r(CULORA_MODE_LORA, 2, 1, nullptr, 0.0f, 1, 3e-2f);
+    TrainRun r(CULORA_MODE_LORA, 2, 1, nullptr, 0.0f, 1, 3e-2);
     ASSERT_TRUE(r.tr);
     ASSERT_EQ(culora_trainer_run(r.tr), CULORA_OK) << r.msg();
     ASSERT_EQ(r.losses.size(), 20u);
@@ -278,7 +278,7 @@ TEST(Trainer, KeepsTheNewestCheckpointsAndWritesMetrics)
     culora_trainer_destroy(r.tr);
     culora_train_params tp = CULORA_TRAIN_PARAMS_INIT;
     tp.total_steps = 12;
-    tp.lr = 1e-3f;
+    tp.lr = 1e-3;
     tp.checkpoint_dir = d.c_str();
     tp.checkpoint_every = 4;
     tp.keep_checkpoints = 2;
