@@ -1,6 +1,6 @@
 # Thin wrapper over CMake. `make demo` and `make test` work on a fresh Debian/Ubuntu machine:
 # they install what is missing (scripts/setup-deps.sh), configure, build, then run.
-#   make demo                         the LoRA-linear demo (CUDA if a GPU is present, else CPU)
+#   make demo                         pre-train a tiny model, LoRA-fine-tune it, samples and a loss plot
 #   make test                         the whole test suite (GPU tests are reported skipped without a GPU)
 #   make bench                        benchmarks in quick mode
 #   make CMAKE_FLAGS=-DCULORA_CUDA=OFF test     CPU-only build, no nvcc needed
@@ -24,7 +24,8 @@ build: configure
 	cmake --build $(BUILD) -j$(JOBS)
 
 demo: build
-	./$(BUILD)/examples/demo_lora_fit
+	./scripts/setup-deps.sh --demo
+	BUILD=$(BUILD) ./scripts/demo.sh
 
 test: build
 	cd $(BUILD) && ctest --output-on-failure -j$(JOBS)

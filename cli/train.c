@@ -22,7 +22,7 @@ struct train_args {
     const char *model, *data, *eval_data, *mode, *targets, *out, *resume, *device, *tokenizer, *metrics, *schedule;
     const char *adapter;
     int64_t rank, seq_len, batch, grad_accum, steps, warmup, seed, eval_every, eval_batches, checkpoint_every, keep;
-    int64_t max_bad_steps;
+    int64_t max_bad_steps, log_every;
     double alpha, dropout, lr, weight_decay, max_grad_norm, min_lr_ratio, timeout;
     bool rslora, quiet;
 };
@@ -30,6 +30,7 @@ struct train_args {
 struct progress {
     bool tty, quiet;
     int rank;
+    int64_t every; /* print every this many steps when not on a terminal */
 };
 
 static int on_step(const culora_step_info *in, void *user)
@@ -43,6 +44,8 @@ static int on_step(const culora_step_info *in, void *user)
         fflush(stdout);
         return 0;
     }
+    if (!pg->tty && in->step % pg->every != 0 && in->step != in->total_steps && in->step != 1 && !in->skipped)
+        return 0;
     char eta[32], el[32];
     const double per_step = in->elapsed_s / (double)(in->step > 0 ? in->step : 1);
     cli_duration(per_step * (double)(in->total_steps - in->step), eta, sizeof eta);
@@ -224,7 +227,8 @@ static int run(struct train_args *a)
     tp.keep_checkpoints = (int32_t)a->keep;
     tp.metrics_path = a->metrics ? a->metrics : metrics_default;
     tp.dist = dist;
-    struct progress pg = {isatty(1) != 0, a->quiet, rank};
+    struct progress pg = {isatty(1) != 0, a->quiet, rank,
+                          a->log_every > 0 ? a->log_every : (a->steps >= 20 ? a->steps / 20 : 1)};
     tp.callback = on_step;
     tp.user = &pg;
     s = culora_trainer_create(model, ld, eld, &tp, &tr);
@@ -337,6 +341,7 @@ static int cmd_train(int argc, char **argv)
         {"resume", CLI_STR, &a.resume, "DIR", "continue from a checkpoint (or OUT/checkpoints)", false},
         {"device", CLI_STR, &a.device, "DEV", "cpu, cuda or auto (default: cuda when present)", false},
         {"timeout", CLI_F64, &a.timeout, "S", "distributed: seconds before a silent peer ends the job (default 600)", false},
+        {"log-every", CLI_INT, &a.log_every, "N", "without a terminal: a progress line every N steps (default steps/20)", false},
         {"quiet", CLI_FLAG, &a.quiet, NULL, "no progress output", false},
     };
     int rc = cli_parse(argc, argv, opts, sizeof opts / sizeof opts[0],

@@ -1,10 +1,15 @@
 #!/usr/bin/env bash
 # Installs what culora needs to build and test, and nothing that is already there (idempotent).
+# --demo: also what `make demo` needs (text corpora, matplotlib).
 # Debian/Ubuntu packages through apt-get (as root, or through sudo when it is available).
 # CUDA is optional: with nvcc on PATH (or in /usr/local/cuda/bin) the CUDA backend is built too.
 set -euo pipefail
 
 pkgs=(cmake make gcc g++ pkg-config libopenblas-dev libgtest-dev libjansson-dev libpcre2-dev libopenmpi-dev openmpi-bin zlib1g-dev)
+# `make demo` also needs its text corpora and matplotlib for the loss plot.
+if [ "${1:-}" = "--demo" ]; then
+  pkgs+=(fortunes jargon-text python3-matplotlib)
+fi
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
