@@ -9,6 +9,7 @@
 
 #include "culora/culora_dist.h"
 #include "culora/culora_model.h"
+#include "culora/culora_quant.h"
 #include "culora/culora_train.h"
 
 #include <math.h>
@@ -20,7 +21,7 @@ extern char **environ;
 
 struct train_args {
     const char *model, *data, *eval_data, *mode, *targets, *out, *resume, *device, *tokenizer, *metrics, *schedule;
-    const char *adapter;
+    const char *adapter, *quant;
     int64_t rank, seq_len, batch, grad_accum, steps, warmup, seed, eval_every, eval_batches, checkpoint_every, keep;
     int64_t max_bad_steps, log_every;
     double alpha, dropout, lr, weight_decay, max_grad_norm, min_lr_ratio, timeout;
@@ -58,12 +59,35 @@ static int on_step(const culora_step_info *in, void *user)
     return 0;
 }
 
-static int parse_mode(const char *s)
+/* --mode: lora, lora-fa, full, qlora (LoRA on an NF4 double-quantized base), int8 (LoRA on an
+ * LLM.int8 base). --quant overrides the base format of the LoRA modes. */
+static int parse_mode(const char *s, const char *quant, int32_t *qformat, uint32_t *qflags)
 {
-    if (strcmp(s, "lora") == 0) return CULORA_MODE_LORA;
-    if (strcmp(s, "lora-fa") == 0) return CULORA_MODE_LORA_FA;
-    if (strcmp(s, "full") == 0) return CULORA_MODE_FULL;
-    return -1;
+    int mode = -1;
+    *qformat = 0;
+    *qflags = 0;
+    if (strcmp(s, "lora") == 0) mode = CULORA_MODE_LORA;
+    else if (strcmp(s, "lora-fa") == 0) mode = CULORA_MODE_LORA_FA;
+    else if (strcmp(s, "full") == 0) mode = CULORA_MODE_FULL;
+    else if (strcmp(s, "qlora") == 0) {
+        mode = CULORA_MODE_LORA;
+        *qformat = CULORA_QUANT_NF4;
+        *qflags = CULORA_QUANT_DOUBLE_QUANT;
+    } else if (strcmp(s, "int8") == 0) {
+        mode = CULORA_MODE_LORA;
+        *qformat = CULORA_QUANT_INT8;
+    }
+    if (quant != NULL && mode >= 0) {
+        *qflags = 0;
+        if (strcmp(quant, "nf4") == 0) *qformat = CULORA_QUANT_NF4;
+        else if (strcmp(quant, "nf4-dq") == 0) { *qformat = CULORA_QUANT_NF4; *qflags = CULORA_QUANT_DOUBLE_QUANT; }
+        else if (strcmp(quant, "fp4") == 0) *qformat = CULORA_QUANT_FP4;
+        else if (strcmp(quant, "fp4-dq") == 0) { *qformat = CULORA_QUANT_FP4; *qflags = CULORA_QUANT_DOUBLE_QUANT; }
+        else if (strcmp(quant, "int8") == 0) *qformat = CULORA_QUANT_INT8;
+        else if (strcmp(quant, "none") == 0) *qformat = 0;
+        else return -1;
+    }
+    return mode;
 }
 
 static int parse_schedule(const char *s)
@@ -96,10 +120,12 @@ static int split_targets(const char *spec, char **buf, const char ***list, size_
 
 static int run(struct train_args *a)
 {
-    const int mode = parse_mode(a->mode), sched = parse_schedule(a->schedule);
+    int32_t qformat = 0;
+    uint32_t qflags = 0;
+    const int mode = parse_mode(a->mode, a->quant, &qformat, &qflags), sched = parse_schedule(a->schedule);
     if (mode < 0 || sched < 0) {
-        fprintf(stderr, "culora train: --mode must be lora, lora-fa or full%s; --schedule cosine, linear or constant\n",
-                strcmp(a->mode, "qlora") == 0 ? " (qlora needs the quantized-model loader, not in this build yet)" : "");
+        fprintf(stderr, "culora train: --mode must be lora, lora-fa, qlora, int8 or full, --quant nf4, nf4-dq, fp4, "
+                        "fp4-dq, int8 or none; --schedule cosine, linear or constant\n");
         return 2;
     }
     culora_context *boot = cli_context("cpu", 0);
@@ -198,6 +224,8 @@ static int run(struct train_args *a)
     mp.seed = (uint64_t)a->seed + 0x9e3779b97f4a7c15ull * (uint64_t)rank; /* per-rank dropout streams */
     mp.max_batch = a->batch;
     mp.max_seq = a->seq_len;
+    mp.quant_format = qformat;
+    mp.quant_flags = qflags;
     s = culora_model_load(ctx, a->model, &mp, &model);
     if (s != CULORA_OK) {
         rc = cli_fail("train", "loading the model", ctx, s);
@@ -239,10 +267,11 @@ static int run(struct train_args *a)
         goto done;
     }
     if (rank == 0 && !a->quiet)
-        printf("culora train: %s model (%lld parameters, %lld trained, %d LoRA modules), %s mode, %s backend (%s), "
+        printf("culora train: %s model (%lld parameters, %lld trained, %d LoRA modules%s%s), %s mode, %s backend (%s), "
                "%d rank%s, %lld steps of %lld × %lld tokens%s\n",
                cfg.arch == CULORA_ARCH_GPT2 ? "GPT-2" : "LLaMA", (long long)culora_model_n_params(model),
-               (long long)culora_model_n_trainable(model), (int)culora_model_n_lora_modules(model), a->mode,
+               (long long)culora_model_n_trainable(model), (int)culora_model_n_lora_modules(model),
+               qformat ? ", base " : "", qformat ? (qflags ? "nf4-dq" : culora_quant_format_name(qformat)) : "", a->mode,
                culora_context_backend_name(ctx), culora_context_device_name(ctx), world, world > 1 ? "s" : "",
                (long long)a->steps, (long long)(a->batch * a->grad_accum * world), (long long)a->seq_len,
                a->resume ? " (resumed)" : "");
@@ -312,7 +341,8 @@ static int cmd_train(int argc, char **argv)
         {"model", CLI_STR, &a.model, "DIR", "Hugging Face model directory (config.json + safetensors)", true},
         {"data", CLI_STR, &a.data, "FILE", "training text (.txt) or JSONL ({\"text\"} / {\"prompt\",\"completion\"})", true},
         {"eval-data", CLI_STR, &a.eval_data, "FILE", "held-out data for evaluation", false},
-        {"mode", CLI_STR, &a.mode, "MODE", "lora (default), lora-fa, full", false},
+        {"mode", CLI_STR, &a.mode, "MODE", "lora (default), lora-fa, qlora (NF4-DQ base), int8 (LLM.int8 base), full", false},
+        {"quant", CLI_STR, &a.quant, "FMT", "base format for LoRA modes: nf4, nf4-dq, fp4, fp4-dq, int8, none", false},
         {"rank", CLI_INT, &a.rank, "R", "LoRA rank (default 8)", false},
         {"alpha", CLI_F64, &a.alpha, "A", "LoRA alpha (default 16)", false},
         {"dropout", CLI_F64, &a.dropout, "P", "lora_dropout (default 0)", false},

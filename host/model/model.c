@@ -13,13 +13,14 @@ void culora_model_destroy(culora_model *m)
     if (m == NULL)
         return;
     if (m->ctx != NULL) {
-        void *bufs[] = {m->frozen, m->master, m->grad, m->adam_m, m->adam_v, m->copy, m->act, m->ws};
+        void *bufs[] = {m->frozen, m->master, m->grad, m->adam_m, m->adam_v, m->copy, m->act, m->ws, m->qarena, m->wdq};
         for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
             culora_free(m->ctx, bufs[i]);
     }
     culora_adapter_destroy(m->lora_cfg_store);
     free(m->layers);
     free(m->loras);
+    free(m->quants);
     free(m);
 }
 
@@ -38,6 +39,13 @@ static culora_status check_params(culora_context *ctx, const culora_model_params
         return culora_fail(ctx, CULORA_ERR_INVALID_ARG, "model: full fine-tuning does not take an adapter (merge it first)");
     if (p->max_batch < 0 || p->max_seq < 0)
         return culora_fail(ctx, CULORA_ERR_INVALID_ARG, "model: negative max_batch or max_seq");
+    if (p->quant_format != 0 && p->quant_format != CULORA_QUANT_NF4 && p->quant_format != CULORA_QUANT_FP4 &&
+        p->quant_format != CULORA_QUANT_INT8)
+        return culora_fail(ctx, CULORA_ERR_INVALID_ARG, "model: quant_format %d is not a culora_quant_format",
+                           (int)p->quant_format);
+    if (p->quant_format != 0 && p->mode == CULORA_MODE_FULL)
+        return culora_fail(ctx, CULORA_ERR_INVALID_ARG,
+                           "model: a quantized base is frozen; full fine-tuning needs unquantized weights");
     return CULORA_OK;
 }
 
@@ -69,6 +77,14 @@ static culora_status model_new(culora_context *ctx, const culora_model_config *c
     m->mode = p->mode;
     m->seed = p->seed;
     m->training = p->mode != CULORA_MODE_INFERENCE;
+    if (p->quant_format != 0) {
+        culora_quant_desc qd = CULORA_QUANT_DESC_INIT;
+        qd.format = p->quant_format;
+        qd.flags = p->quant_flags;
+        if (p->quant_blocksize > 0)
+            qd.blocksize = p->quant_blocksize;
+        m->quant = qd;
+    }
     culora_adapter *adapter = NULL;
     culora_status s = CULORA_OK;
     if (p->adapter_dir != NULL) {
@@ -142,6 +158,7 @@ int32_t culora_model_mode(const culora_model *m) { return m ? m->mode : 0; }
 int64_t culora_model_n_params(const culora_model *m) { return m ? m->n_params : 0; }
 int64_t culora_model_n_trainable(const culora_model *m) { return m ? m->n_trainable : 0; }
 int32_t culora_model_n_lora_modules(const culora_model *m) { return m ? m->n_loras + (m->emb_lora ? 1 : 0) : 0; }
+int32_t culora_model_quant_format(const culora_model *m) { return m ? m->quant.format : 0; }
 
 void culora_model_set_training(culora_model *m, bool training)
 {

@@ -19,6 +19,7 @@
 
 #include "culora/culora_model.h"
 #include "culora/culora_ops.h"
+#include "culora/culora_quant.h"
 
 #include "../backend.h"
 #include "../nn_ops.h"
@@ -29,6 +30,14 @@
 extern "C" {
 #endif
 
+/* Quantized storage of a frozen linear weight (QLoRA): the format and its buffers. */
+struct mquant {
+    culora_quant_desc desc;
+    culora_quant_layout layout;
+    culora_quant_weight w;  /* pointers into the model's quant arena */
+    size_t off[6];          /* byte offsets of data, absmax, absmax_q, nested_absmax, nested_code, offset */
+};
+
 /* One parameter tensor. */
 struct mtensor {
     int64_t rows, cols, ld; /* 1-D tensors: rows = 1 */
@@ -37,6 +46,7 @@ struct mtensor {
     size_t foff;            /* byte offset in the frozen arena (frozen tensors) */
     bool present;           /* false for absent optional tensors (biases) */
     bool trainable;
+    struct mquant *q;       /* quantized storage (then s is NULL), or NULL */
 };
 
 struct mlora {
@@ -103,6 +113,13 @@ struct culora_model {
     culora_adapter *lora_cfg_store;
 
     /* storage */
+    culora_quant_desc quant;  /* format/flags/blocksize requested for the base linears (format 0: none) */
+    void *qarena;             /* quantized weights */
+    size_t qarena_bytes;
+    struct mquant *quants;    /* [n_quants] */
+    int32_t n_quants;
+    void *wdq;                /* [max out·in] S scratch: a dequantized weight for dx of a frozen quantized linear */
+    size_t wdq_bytes;
     void *frozen;           /* arena */
     size_t frozen_bytes;
     int64_t n_train;        /* elements in the flat buffers (with padding) */

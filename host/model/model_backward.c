@@ -25,12 +25,22 @@ culora_status model_linear_bwd(struct culora_model *m, struct mlinear *lin, cons
         const culora_lora_linear_bwd_args a = {x, ldx, lin->W.s, lin->W.ld, lo->A.s, lo->A.ld, lo->B.s, lo->B.ld,
                                                lin->v, lin->ldv, dy, lddy, m->du, model_round_ld(m, lo->r), dx, lddx,
                                                model_grad(m, &lo->A), lo->A.ld, model_grad(m, &lo->B), lo->B.ld};
+        if (lin->W.q != NULL)
+            return culora_lora_linear_quant_backward(m->ctx, &d, &lin->W.q->desc, &lin->W.q->w, &a, m->ws,
+                                                     m->ws_bytes, NULL);
         return culora_lora_linear_backward(m->ctx, &d, &a, m->ws, m->ws_bytes, NULL);
+    }
+    const void *w = lin->W.s;
+    int64_t ldw = lin->W.ld;
+    if (dx != NULL && lin->W.q != NULL) { /* a frozen quantized linear: dequantize W for dx */
+        ldw = model_round_ld(m, lin->in);
+        CULORA_TRY(culora_dequantize(m->ctx, &lin->W.q->desc, &lin->W.q->w, m->wdq, ldw, m->S, NULL));
+        w = m->wdq;
     }
     if (dx != NULL) { /* dx = dy·W  ([n, out]·[out, in]) */
         const struct culora_gemm_args g = {.trans_a = false, .trans_b = false, .m = n, .n = lin->in, .k = lin->out,
                                            .alpha = 1.0f, .beta = accumulate_dx ? 1.0f : 0.0f, .a = dy, .lda = lddy,
-                                           .a_dtype = m->S, .b = lin->W.s, .ldb = lin->W.ld, .b_dtype = m->S,
+                                           .a_dtype = m->S, .b = w, .ldb = ldw, .b_dtype = m->S,
                                            .c = dx, .ldc = lddx, .c_dtype = m->S};
         CULORA_TRY(culora_op_gemm(m->ctx, &g, m->ws, m->ws_bytes, NULL));
     }

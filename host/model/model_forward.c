@@ -37,13 +37,18 @@ culora_status model_linear_fwd(struct culora_model *m, struct mlinear *lin, cons
                                int64_t ldy, int64_t n)
 {
     const void *bias = lin->bias.present ? lin->bias.s : NULL;
+    const struct mquant *q = lin->W.q;
     if (lin->lora != NULL) {
         culora_lora_linear_desc d;
         model_lora_desc(m, lin, n, m->forward_count, &d);
         const culora_lora_linear_fwd_args a = {x, ldx, lin->W.s, lin->W.ld, bias, lin->lora->A.s, lin->lora->A.ld,
                                                lin->lora->B.s, lin->lora->B.ld, lin->v, lin->ldv, y, ldy};
+        if (q != NULL) /* QLoRA: W0 is quantized (args.w0 is NULL) */
+            return culora_lora_linear_quant_forward(m->ctx, &d, &q->desc, &q->w, &a, m->ws, m->ws_bytes, NULL);
         return culora_lora_linear_forward(m->ctx, &d, &a, m->ws, m->ws_bytes, NULL);
     }
+    if (q != NULL)
+        return culora_quant_linear_forward(m->ctx, &q->desc, &q->w, n, x, ldx, bias, y, ldy, m->ws, m->ws_bytes, NULL);
     const struct culora_gemm_args g = {.trans_a = false, .trans_b = true, .m = n, .n = lin->out, .k = lin->in,
                                        .alpha = 1.0f, .beta = 0.0f, .a = x, .lda = ldx, .a_dtype = m->S,
                                        .b = lin->W.s, .ldb = lin->W.ld, .b_dtype = m->S, .c = y, .ldc = ldy,

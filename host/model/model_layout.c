@@ -308,7 +308,7 @@ struct planner {
 
 static void place(struct culora_model *m, struct planner *pl, struct mtensor *t)
 {
-    if (!t->present)
+    if (!t->present || t->q != NULL) /* quantized weights live in the quant arena */
         return;
     if (!pl->assign) {
         t->ld = model_round_ld(m, t->cols);
@@ -353,6 +353,74 @@ static culora_status alloc_zero(struct culora_model *m, size_t bytes, void **out
         return CULORA_OK;
     CULORA_TRY(culora_malloc(m->ctx, bytes, out));
     return culora_memset(m->ctx, *out, 0, bytes, NULL);
+}
+
+/* ---- quantized base weights ------------------------------------------------------------------ */
+
+struct quant_pick {
+    int32_t n;
+    bool assign;
+};
+
+static culora_status quant_pick_cb(struct culora_model *m, struct mlinear *lin, const char *peft_name, void *user)
+{
+    struct quant_pick *qp = user;
+    if (qp->assign) {
+        struct mquant *q = &m->quants[qp->n];
+        q->desc = m->quant;
+        q->desc.rows = lin->out;
+        q->desc.cols = lin->in;
+        culora_status s = culora_quant_layout_get(m->ctx, &q->desc, &q->layout);
+        if (s != CULORA_OK) {
+            culora_msg_prefix(m->ctx, peft_name);
+            return s;
+        }
+        lin->W.q = q;
+    }
+    qp->n++;
+    return CULORA_OK;
+}
+
+/* Every base linear (not lm_head) gets quantized storage. */
+static culora_status plan_quant(struct culora_model *m)
+{
+    struct quant_pick qp = {0, false};
+    CULORA_TRY(model_for_each_linear(m, quant_pick_cb, &qp));
+    m->quants = calloc((size_t)(qp.n > 0 ? qp.n : 1), sizeof *m->quants);
+    if (m->quants == NULL)
+        return culora_fail(m->ctx, CULORA_ERR_OUT_OF_MEMORY, "model: out of memory");
+    qp = (struct quant_pick){0, true};
+    CULORA_TRY(model_for_each_linear(m, quant_pick_cb, &qp));
+    m->n_quants = qp.n;
+    size_t bytes = 0, wmax = 0;
+    for (int32_t i = 0; i < qp.n; i++) {
+        struct mquant *q = &m->quants[i];
+        const size_t sizes[6] = {q->layout.data_bytes, q->layout.absmax_bytes, q->layout.absmax_q_bytes,
+                                 q->layout.nested_absmax_bytes, q->layout.nested_code_bytes, q->layout.offset_bytes};
+        for (int j = 0; j < 6; j++) {
+            q->off[j] = sizes[j] ? round_bytes(bytes) : 0;
+            if (sizes[j])
+                bytes = q->off[j] + sizes[j];
+        }
+        const size_t w = (size_t)(q->desc.rows * model_round_ld(m, q->desc.cols));
+        if (w > wmax)
+            wmax = w;
+    }
+    m->qarena_bytes = bytes;
+    CULORA_TRY(alloc_zero(m, bytes, &m->qarena));
+    char *base = m->qarena;
+    for (int32_t i = 0; i < qp.n; i++) {
+        struct mquant *q = &m->quants[i];
+        q->w.data = q->layout.data_bytes ? base + q->off[0] : NULL;
+        q->w.absmax = q->layout.absmax_bytes ? (float *)(base + q->off[1]) : NULL;
+        q->w.absmax_q = q->layout.absmax_q_bytes ? (uint8_t *)(base + q->off[2]) : NULL;
+        q->w.nested_absmax = q->layout.nested_absmax_bytes ? (float *)(base + q->off[3]) : NULL;
+        q->w.nested_code = q->layout.nested_code_bytes ? (float *)(base + q->off[4]) : NULL;
+        q->w.offset = q->layout.offset_bytes ? (float *)(base + q->off[5]) : NULL;
+    }
+    /* A dequantized weight (for dx of frozen quantized linears, and for uploads). */
+    m->wdq_bytes = round_bytes(wmax * (m->es > 4 ? m->es : 4));
+    return alloc_zero(m, m->wdq_bytes, &m->wdq);
 }
 
 static culora_status allocate_params(struct culora_model *m)
@@ -502,6 +570,13 @@ static culora_status lora_ws_cb(struct culora_model *m, struct mlinear *lin, con
 {
     (void)peft_name;
     size_t *need = user;
+    if (lin->lora == NULL && lin->W.q != NULL) {
+        size_t b = 0;
+        CULORA_TRY(culora_quant_linear_workspace_size(m->ctx, &lin->W.q->desc, m->max_n, &b));
+        if (b > *need)
+            *need = b;
+        return CULORA_OK;
+    }
     if (lin->lora == NULL)
         return CULORA_OK;
     culora_lora_linear_desc d = CULORA_LORA_LINEAR_DESC_INIT;
@@ -513,7 +588,10 @@ static culora_status lora_ws_cb(struct culora_model *m, struct mlinear *lin, con
     d.dropout = (float)m->lora_cfg.lora_dropout;
     d.dtype = m->S;
     size_t f = 0, b = 0;
-    CULORA_TRY(culora_lora_linear_workspace_size(m->ctx, &d, &f, &b));
+    if (lin->W.q != NULL)
+        CULORA_TRY(culora_lora_linear_quant_workspace_size(m->ctx, &d, &lin->W.q->desc, &f, &b));
+    else
+        CULORA_TRY(culora_lora_linear_workspace_size(m->ctx, &d, &f, &b));
     if (f > *need)
         *need = f;
     if (b > *need)
@@ -565,6 +643,12 @@ static culora_status plan_workspace(struct culora_model *m, size_t *need)
         CULORA_TRY(culora_nn_grad_norm_workspace(m->ctx, &gn, &w));
         ws_max(need, &w);
     }
+    for (int32_t i = 0; i < m->n_quants; i++) { /* uploads quantize through the workspace */
+        size_t b = 0;
+        CULORA_TRY(culora_quantize_workspace_size(m->ctx, &m->quants[i].desc, &b));
+        if (b > *need)
+            *need = b;
+    }
     if (m->S != CULORA_DTYPE_F32)
         *need += (size_t)32 << 20; /* what cuBLASLt may use beside an op's own scratch */
     *need = round_bytes(*need > 0 ? *need : BYTE_ALIGN);
@@ -603,6 +687,8 @@ culora_status model_build(struct culora_model *m, const culora_model_params *p, 
     build_structure(m);
     if (m->mode == CULORA_MODE_LORA || m->mode == CULORA_MODE_LORA_FA || adapter != NULL)
         CULORA_TRY(attach_loras(m, adapter));
+    if (m->quant.format != 0)
+        CULORA_TRY(plan_quant(m));
     CULORA_TRY(allocate_params(m));
     (void)model_for_each_tensor(m, count_cb, NULL);
     for (int32_t i = 0; i < m->n_loras + (m->emb_lora ? 1 : 0); i++) {

@@ -63,8 +63,46 @@ static culora_status upload_s(struct culora_model *m, void *dst, const float *pa
     return s;
 }
 
+/* A quantized weight: fp32 rows padded to the backend's alignment go through the scratch buffer
+ * into culora_quantize (bitsandbytes' rounding, from fp32 as a float checkpoint holds it). */
+static culora_status upload_quantized(struct culora_model *m, const struct mtensor *t, const float *src)
+{
+    const int64_t ld = model_round_ld(m, t->cols);
+    const struct mtensor view = {.rows = t->rows, .cols = t->cols, .ld = ld};
+    float *p = pad_rows(&view, src);
+    if (p == NULL)
+        return culora_fail(m->ctx, CULORA_ERR_OUT_OF_MEMORY, "model: out of host memory");
+    culora_status s = culora_memcpy(m->ctx, m->wdq, p, (size_t)(t->rows * ld) * 4, CULORA_COPY_HOST_TO_DEVICE, NULL);
+    if (s == CULORA_OK)
+        s = culora_quantize(m->ctx, &t->q->desc, m->wdq, ld, CULORA_DTYPE_F32, &t->q->w, m->ws, m->ws_bytes, NULL);
+    if (s == CULORA_OK)
+        s = culora_synchronize(m->ctx, NULL);
+    free(p);
+    return s;
+}
+
+static culora_status download_quantized(struct culora_model *m, const struct mtensor *t, float *dst)
+{
+    const int64_t ld = model_round_ld(m, t->cols);
+    float *p = malloc((size_t)(t->rows * ld) * sizeof *p);
+    if (p == NULL)
+        return culora_fail(m->ctx, CULORA_ERR_OUT_OF_MEMORY, "model: out of host memory");
+    culora_status s = culora_dequantize(m->ctx, &t->q->desc, &t->q->w, m->wdq, ld, CULORA_DTYPE_F32, NULL);
+    if (s == CULORA_OK)
+        s = culora_memcpy(m->ctx, p, m->wdq, (size_t)(t->rows * ld) * 4, CULORA_COPY_DEVICE_TO_HOST, NULL);
+    if (s == CULORA_OK)
+        s = culora_synchronize(m->ctx, NULL);
+    if (s == CULORA_OK)
+        for (int64_t i = 0; i < t->rows; i++)
+            memcpy(dst + i * t->cols, p + i * ld, (size_t)t->cols * sizeof *dst);
+    free(p);
+    return s;
+}
+
 culora_status model_tensor_upload(struct culora_model *m, const struct mtensor *t, const float *src)
 {
+    if (t->q != NULL)
+        return upload_quantized(m, t, src);
     const size_t n = (size_t)(t->rows * t->ld);
     float *p = pad_rows(t, src);
     if (p == NULL)
@@ -85,6 +123,8 @@ culora_status model_tensor_upload(struct culora_model *m, const struct mtensor *
 
 culora_status model_tensor_download(struct culora_model *m, const struct mtensor *t, float *dst)
 {
+    if (t->q != NULL)
+        return download_quantized(m, t, dst);
     const size_t n = (size_t)(t->rows * t->ld);
     float *p = malloc(n * sizeof *p);
     void *raw = p;

@@ -140,9 +140,9 @@ static uint32_t model_identity(const struct culora_model *m)
 {
     char buf[256];
     uLong c = crc32(0L, Z_NULL, 0);
-    snprintf(buf, sizeof buf, "%d/%lld/%lld/%lld/%lld/%lld/%d/%lld", (int)m->cfg.arch, (long long)m->C,
+    snprintf(buf, sizeof buf, "%d/%lld/%lld/%lld/%lld/%lld/%d/%lld/q%d.%u.%d", (int)m->cfg.arch, (long long)m->C,
              (long long)m->L, (long long)m->V, (long long)m->I, (long long)m->Hkv, (int)m->mode,
-             (long long)m->n_train);
+             (long long)m->n_train, (int)m->quant.format, m->quant.flags, (int)m->quant.blocksize);
     c = crc32(c, (const Bytef *)buf, (uInt)strlen(buf));
     for (int32_t i = 0; i < m->n_loras + (m->emb_lora ? 1 : 0); i++) {
         snprintf(buf, sizeof buf, "|%s:%d", m->loras[i].name, (int)m->loras[i].r);

@@ -41,10 +41,15 @@ typedef struct culora_model_params {
     const char *adapter_dir;          /* a PEFT adapter to start from (LORA, LORA_FA, INFERENCE), or NULL */
     uint64_t seed;                    /* LoRA initialisation and lora_dropout masks */
     int64_t max_batch, max_seq;       /* activation buffers are sized for batch × seq tokens */
+    int32_t quant_format;             /* 0: none; else culora_quant_format (NF4, FP4, INT8): every linear layer
+                                         of the base (not lm_head, not embeddings) is stored quantized and
+                                         frozen — QLoRA with NF4 + DOUBLE_QUANT. LoRA / LoRA-FA / INFERENCE only. */
+    uint32_t quant_flags;             /* CULORA_QUANT_DOUBLE_QUANT */
+    int32_t quant_blocksize;          /* 4-bit block size (0: 64) */
 } culora_model_params;
 
 #define CULORA_MODEL_PARAMS_INIT \
-    { sizeof(culora_model_params), CULORA_API_VERSION, CULORA_MODE_INFERENCE, NULL, NULL, 0u, 1, 0 }
+    { sizeof(culora_model_params), CULORA_API_VERSION, CULORA_MODE_INFERENCE, NULL, NULL, 0u, 1, 0, 0, 0u, 0 }
 
 /* Loads dir (config.json + model.safetensors or a sharded set) onto ctx's backend. max_seq 0 means
  * the config's max_position_embeddings. The weights are checked against the config first. */
@@ -66,6 +71,8 @@ CULORA_API int64_t culora_model_n_params(const culora_model *m);
 CULORA_API int64_t culora_model_n_trainable(const culora_model *m);
 /* LoRA-adapted modules (0 without LoRA). */
 CULORA_API int32_t culora_model_n_lora_modules(const culora_model *m);
+/* Format the base linears are stored in (0: not quantized, else culora_quant_format). */
+CULORA_API int32_t culora_model_quant_format(const culora_model *m);
 
 /* Forward over tokens [batch, seq] (host memory, row-major). With targets (host, [batch, seq],
  * -100 = ignored) *loss receives the mean cross-entropy over the non-ignored targets and the pass

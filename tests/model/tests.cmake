@@ -1,1 +1,1 @@
-culora_add_gtest(test_model LABELS cpu SOURCES model/test_model_oracle.cpp model/test_stories260k.cpp)
+culora_add_gtest(test_model LABELS cpu SOURCES model/test_model_oracle.cpp model/test_stories260k.cpp model/test_model_qlora.cpp)
