@@ -65,6 +65,45 @@ static culora_status check_params(culora_context *ctx, const culora_train_params
     return CULORA_OK;
 }
 
+/* Data parallelism needs the same trainable weights on every rank, but ranks may have initialised
+ * LoRA differently (a per-rank seed, as `culora train` uses for dropout): every rank starts from
+ * rank 0's values, as PyTorch DDP broadcasts rank 0's parameters at construction. */
+static culora_status broadcast_weights(culora_trainer *tr)
+{
+    struct culora_model *m = tr->model;
+    if (tr->p.dist == NULL || tr->world == 1 || m->n_train == 0)
+        return CULORA_OK;
+    CULORA_TRY(culora_synchronize(tr->ctx, NULL));
+    CULORA_TRY(culora_dist_broadcast(tr->p.dist, m->master, (size_t)m->n_train * sizeof(float), 0, NULL));
+    CULORA_TRY(culora_dist_wait(tr->p.dist, NULL));
+    if (m->copy != NULL) { /* the storage-dtype copies the forward reads (CUDA) */
+        const struct culora_nn_cast_args c = {.n = m->n_train, .src = m->master, .dst = m->copy};
+        CULORA_TRY(culora_nn_cast(tr->ctx, &c, NULL));
+    }
+    return culora_synchronize(tr->ctx, NULL);
+}
+
+culora_status trainer_check_replicas(culora_trainer *tr, const char *when)
+{
+    struct culora_model *m = tr->model;
+    if (tr->p.dist == NULL || tr->world == 1 || m->n_train == 0)
+        return CULORA_OK;
+    float *w = malloc((size_t)m->n_train * sizeof *w);
+    if (w == NULL)
+        return culora_fail(tr->ctx, CULORA_ERR_OUT_OF_MEMORY, "trainer: out of host memory");
+    culora_status s = model_state_download(m, w, NULL, NULL);
+    uint64_t h = 0xcbf29ce484222325ull; /* FNV-1a over the bytes */
+    const unsigned char *b = (const unsigned char *)w;
+    for (size_t i = 0; s == CULORA_OK && i < (size_t)m->n_train * sizeof *w; i++)
+        h = (h ^ b[i]) * 0x100000001b3ull;
+    free(w);
+    CULORA_TRY(s);
+    char what[160];
+    snprintf(what, sizeof what, "the checksum (FNV-1a) of the trainable weights at step %lld %s", (long long)tr->step,
+             when ? when : "");
+    return culora_dist_check_same(tr->p.dist, h, what);
+}
+
 culora_status culora_trainer_create(culora_model *model, culora_loader *train, culora_loader *eval,
                                     const culora_train_params *p, culora_trainer **out)
 {
@@ -119,6 +158,8 @@ culora_status culora_trainer_create(culora_model *model, culora_loader *train, c
         s = culora_fail(ctx, CULORA_ERR_OUT_OF_MEMORY, "trainer: out of memory");
     if (s == CULORA_OK)
         s = culora_schedule_check(ctx, &tr->sched);
+    if (s == CULORA_OK)
+        s = broadcast_weights(tr);
     if (s != CULORA_OK) {
         culora_trainer_destroy(tr);
         return s;

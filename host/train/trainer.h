@@ -33,5 +33,9 @@ double trainer_now(void);
 /* Sums over ranks (exact for integers; doubles in rank order, so every rank gets the same bits). */
 culora_status trainer_sum_u64(culora_trainer *tr, uint64_t *v);
 culora_status trainer_sum_f64(culora_trainer *tr, double *v);
+/* Data parallel: every rank must hold the same trainable weights. Fails on every rank with
+ * CULORA_ERR_MISMATCH, naming `when` and the first differing rank, when a checksum of the fp32
+ * master weights differs (call at checkpoints and after ReLoRA merges/resets; all ranks call it). */
+culora_status trainer_check_replicas(culora_trainer *tr, const char *when);
 
 #endif /* CULORA_HOST_TRAIN_TRAINER_H */
