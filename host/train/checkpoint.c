@@ -325,6 +325,8 @@ culora_status culora_trainer_save_checkpoint(culora_trainer *tr, const char *dir
 {
     if (tr == NULL || dir == NULL)
         return tr ? culora_fail(tr->ctx, CULORA_ERR_INVALID_ARG, "checkpoint: dir is NULL") : CULORA_ERR_INVALID_ARG;
+    /* a checkpoint holds rank 0's weights: every rank must have the same (else the job diverged) */
+    CULORA_TRY(trainer_check_replicas(tr, "(checkpoint)"));
     culora_status s = CULORA_OK;
     if (tr->rank == 0) {
         char tmp[PATH_BYTES], fin[PATH_BYTES], old[PATH_BYTES], sub[PATH_BYTES], name[64];
