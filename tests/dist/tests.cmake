@@ -27,3 +27,30 @@ if(CULORA_HAVE_MPI)
                          RESOURCE_LOCK mpirun)
   endif()
 endif()
+
+# Data-parallel training (test_dist_train): train_probe trains a tiny LLaMA with LoRA as 1, 2 or 4
+# ranks, under mpirun (MPI) or started by the test with torchrun-style variables (TCP).
+add_executable(train_probe dist/train_probe.c)
+target_include_directories(train_probe PRIVATE ${PROJECT_SOURCE_DIR}/host)
+target_compile_options(train_probe PRIVATE ${culora_c_warnings})
+target_link_libraries(train_probe PRIVATE culora_static)
+
+# test_dist_train runs as two ctest tests, one per suite (MPI, TCP), each with every case of its
+# suite, so that they can carry the labels, the Open MPI variables and the mpirun lock (the TCP
+# suite too: on CI's 2 cores concurrent multi-process jobs only slow each other down). The MPI
+# cases skip when there is no mpirun. Both take seconds.
+if(NOT CULORA_HAVE_MPI OR NOT CULORA_MPIRUN)
+  set(CULORA_MPIRUN "")
+endif()
+add_executable(test_dist_train dist/test_dist_train.cpp)
+target_link_libraries(test_dist_train PRIVATE GTest::gtest GTest::gtest_main)
+target_compile_definitions(test_dist_train PRIVATE CULORA_TRAIN_PROBE="$<TARGET_FILE:train_probe>"
+                           CULORA_MPIRUN="${CULORA_MPIRUN}")
+add_dependencies(test_dist_train train_probe)
+foreach(suite IN ITEMS mpi tcp)
+  string(TOUPPER ${suite} s)
+  add_test(NAME dist.train.${suite} COMMAND test_dist_train --gtest_filter=DistTrain${s}.*)
+  set_tests_properties(dist.train.${suite} PROPERTIES LABELS "cpu;dist" TIMEOUT 180 RESOURCE_LOCK mpirun
+                       ENVIRONMENT "OMPI_ALLOW_RUN_AS_ROOT=1;OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1;OMPI_MCA_rmaps_base_oversubscribe=1"
+                       SKIP_REGULAR_EXPRESSION "\\[  SKIPPED \\]")
+endforeach()
