@@ -278,8 +278,6 @@ static int run(struct train_args *a)
     s = culora_trainer_run(tr);
     if (s != CULORA_OK) {
         rc = cli_fail("train", "training", ctx, s);
-        if (dist != NULL)
-            culora_dist_abort(dist, 1); /* make every other rank stop too */
         goto done;
     }
     if (rank == 0 && culora_model_n_lora_modules(model) > 0) {
@@ -305,6 +303,8 @@ static int run(struct train_args *a)
     if (rank == 0 && !a->quiet)
         printf("metrics: %s\ncheckpoints: %s\n", tp.metrics_path, ckpt);
 done:
+    if (rc != 0 && dist != NULL) /* make every other rank stop too, not wait for this one until the timeout */
+        culora_dist_abort(dist, rc);
     culora_trainer_destroy(tr);
     culora_model_destroy(model);
     culora_loader_destroy(eld);
@@ -370,7 +370,8 @@ static int cmd_train(int argc, char **argv)
         {"keep", CLI_INT, &a.keep, "N", "checkpoints to keep (default 3)", false},
         {"resume", CLI_STR, &a.resume, "DIR", "continue from a checkpoint (or OUT/checkpoints)", false},
         {"device", CLI_STR, &a.device, "DEV", "cpu, cuda or auto (default: cuda when present)", false},
-        {"timeout", CLI_F64, &a.timeout, "S", "distributed: seconds before a silent peer ends the job (default 600)", false},
+        {"comm-timeout", CLI_F64, &a.timeout, "S", "distributed: seconds a collective waits for a silent rank before the job ends with an error (default 600)", false},
+        {"timeout", CLI_F64, &a.timeout, "S", "the same as --comm-timeout", false},
         {"log-every", CLI_INT, &a.log_every, "N", "without a terminal: a progress line every N steps (default steps/20)", false},
         {"quiet", CLI_FLAG, &a.quiet, NULL, "no progress output", false},
     };
