@@ -85,7 +85,9 @@ typedef struct culora_train_params {
       NULL, NULL, NULL, NULL }
 
 /* A trainer for model (which must be in a training mode) reading train (and eval, may be NULL).
- * The loaders' batch size × seq_len must fit the model's buffers. */
+ * The loaders' batch size × seq_len must fit the model's buffers. With a communicator every rank
+ * must call it: the trainable weights of rank 0 are broadcast to every rank (as PyTorch DDP does),
+ * so ranks may initialise LoRA from different seeds. */
 CULORA_API CULORA_NODISCARD culora_status culora_trainer_create(culora_model *model, culora_loader *train,
                                                                 culora_loader *eval,
                                                                 const culora_train_params *params,
@@ -106,7 +108,8 @@ CULORA_API int64_t culora_trainer_step_count(const culora_trainer *tr);
 /* Writes a checkpoint directory (atomically: a temporary directory renamed into place) holding the
  * adapter in PEFT format (LoRA modes), the trainer state (fp32 parameters and AdamW moments, step,
  * RNG and data position, world size) and a manifest with each file's size and CRC-32. Only rank 0
- * writes; every rank must call it. */
+ * writes; every rank must call it. With several ranks a checksum of the weights is compared first:
+ * replicas that differ give CULORA_ERR_MISMATCH on every rank, naming the rank, and nothing is written. */
 CULORA_API CULORA_NODISCARD culora_status culora_trainer_save_checkpoint(culora_trainer *tr, const char *dir);
 /* Continues from a checkpoint directory, or from the newest complete checkpoint-<step> inside dir.
  * The model, loaders and world size must match the run that wrote it (refused otherwise, with a
