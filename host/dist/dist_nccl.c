@@ -171,6 +171,8 @@ static culora_status share_unique_id(culora_dist *d, const culora_dist_params *p
         if (r != ncclSuccess)
             return culora_fail(d->ctx, CULORA_ERR_NCCL, "nccl communicator: ncclGetUniqueId: %s", ncclGetErrorString(r));
     }
+    if (d->world == 1) /* nobody to tell: no MPI_Init or TCP listener for a one-rank communicator */
+        return CULORA_OK;
     culora_dist boot = *d;
     boot.state = NULL;
     boot.impl = NULL;
