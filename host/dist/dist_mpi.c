@@ -9,6 +9,7 @@
 #include "dist_internal.h"
 
 #include <limits.h>
+#include <sched.h>
 #include <mpi.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,10 +30,15 @@ static culora_status mpi_fail(culora_dist *d, int err, const char *what)
     return culora_fail(d->ctx, CULORA_ERR_MPI, "mpi communicator: rank %d: %s failed: %s", (int)d->rank, what, msg);
 }
 
-/* Polls req until it completes or the timeout passes. */
+/* Polls req until it completes or the timeout passes. MPI progresses a collective only inside MPI
+ * calls: for the first millisecond the tests follow each other with only a sched_yield() between
+ * them (a 4 KiB all-reduce of 2 ranks took 0.22 ms with a 50 µs sleep after every test, 0.009 ms
+ * so); after that a 50 µs sleep between tests keeps a rank that waits for a slow or hung peer
+ * from taking a core away from it (large messages, measured on a loaded 2-core machine, were no
+ * faster when spinning longer). */
 static culora_status wait_req(culora_dist *d, MPI_Request *req, const char *what)
 {
-    const double deadline = dist_now() + d->timeout_s;
+    const double start = dist_now(), deadline = start + d->timeout_s;
     for (;;) {
         int done = 0;
         int err = MPI_Test(req, &done, MPI_STATUS_IGNORE);
@@ -45,8 +51,12 @@ static culora_status wait_req(culora_dist *d, MPI_Request *req, const char *what
                                "mpi communicator: rank %d: %s did not complete within %.0f s (a rank is dead or hung); "
                                "abort the job",
                                (int)d->rank, what, d->timeout_s);
-        struct timespec ts = {0, 50 * 1000};
-        nanosleep(&ts, NULL);
+        if (dist_now() - start > 1e-3) {
+            struct timespec ts = {0, 50 * 1000};
+            nanosleep(&ts, NULL);
+        } else {
+            sched_yield();
+        }
     }
 }
 
