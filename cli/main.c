@@ -26,13 +26,13 @@ static const struct culora_cli_command version_cmd = {"version", "print the vers
 static void usage(FILE *f)
 {
     fprintf(f,
-            "culora %s — LoRA fine-tuning engine\n"
+            "culora %d.%d.%d — LoRA fine-tuning engine\n"
             "\n"
             "usage: culora <command> [options]\n"
             "       culora --help | --version\n"
             "\n"
             "commands:\n",
-            culora_version_string());
+            CULORA_VERSION_MAJOR, CULORA_VERSION_MINOR, CULORA_VERSION_PATCH);
     fprintf(f, "  %-12s %s\n", version_cmd.name, version_cmd.summary);
     for (int i = 0; culora_cli_commands[i] != NULL; i++)
         fprintf(f, "  %-12s %s\n", culora_cli_commands[i]->name, culora_cli_commands[i]->summary);
