@@ -4,6 +4,7 @@
 #include "cpu_internal.h"
 #include "../nn_ops.h"
 #include "../quant_ops.h"
+#include "../relora_ops.h"
 
 #include <omp.h>
 #include <stdio.h>
@@ -84,6 +85,7 @@ culora_status culora_backend_cpu_create(culora_context *ctx, const culora_contex
     be->iface = &cpu_iface;
     be->quant = &culora_cpu_quant_iface;
     be->nn = &culora_cpu_nn_iface;
+    be->relora = &culora_cpu_relora_iface;
     be->ctx = ctx;
     be->dtype = CULORA_DTYPE_F32;
     be->ld_align = 1;
