@@ -9,4 +9,5 @@ list(APPEND CULORA_SOURCES
   host/model/model_optim.c
   host/model/model_generate.c
   host/model/model_save.c
+  host/model/model_relora.c
 )
