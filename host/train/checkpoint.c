@@ -16,6 +16,8 @@
 #define _POSIX_C_SOURCE 200809L
 #include "trainer.h"
 
+#include "relora.h"
+
 #include "../io/io_internal.h"
 
 #include <dirent.h>
@@ -211,6 +213,8 @@ static culora_status write_state(culora_trainer *tr, const char *tmp)
         META("eval_position", "%s", hex);
     }
 #undef META
+    if (s == CULORA_OK)
+        s = trainer_relora_save(tr, w); /* ReLoRA: the merged base, restart counters */
     char path[PATH_BYTES];
     if (s == CULORA_OK)
         s = join(tr->ctx, path, tmp, "trainer_state.safetensors");
@@ -523,6 +527,7 @@ culora_status culora_trainer_resume(culora_trainer *tr, const char *dir)
     if (s == CULORA_OK) s = meta_i64(tr->ctx, st, ck, "forward_count", &fwd);
     if (s == CULORA_OK) s = meta_i64(tr->ctx, st, ck, "world_size", &world);
     if (s == CULORA_OK) s = meta_i64(tr->ctx, st, ck, "n_train", &n_train);
+    if (s == CULORA_OK) s = trainer_relora_prepare_resume(tr, step); /* the phase's trainable layout */
     if (s == CULORA_OK && world != tr->world)
         s = culora_fail(tr->ctx, CULORA_ERR_UNSUPPORTED,
                         "checkpoint %s was written by %lld ranks and this job has %d: resume with the same number of ranks "
@@ -556,6 +561,8 @@ culora_status culora_trainer_resume(culora_trainer *tr, const char *dir)
         s = restore_position(tr, st, ck, "eval_position", tr->eval);
     if (s == CULORA_OK)
         s = model_state_upload(m, buf, buf + n, buf + 2 * n);
+    if (s == CULORA_OK)
+        s = trainer_relora_restore(tr, st, ck);
     free(buf);
     culora_safetensors_close(st);
     CULORA_TRY(s);

@@ -6,6 +6,8 @@
 #define _POSIX_C_SOURCE 200809L
 #include "trainer.h"
 
+#include "relora.h"
+
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -35,6 +37,7 @@ void culora_trainer_destroy(culora_trainer *tr)
 {
     if (tr == NULL)
         return;
+    trainer_relora_destroy(tr);
     free(tr->ids);
     free(tr->tgts);
     free(tr->mb_tokens);
@@ -156,6 +159,8 @@ culora_status culora_trainer_create(culora_model *model, culora_loader *train, c
     if (!tr->ids || !tr->tgts || !tr->mb_tokens || !tr->gather || (p->checkpoint_dir && !tr->ckpt_dir) ||
         (p->metrics_path && !tr->metrics_path))
         s = culora_fail(ctx, CULORA_ERR_OUT_OF_MEMORY, "trainer: out of memory");
+    if (s == CULORA_OK)
+        s = trainer_relora_create(tr);
     if (s == CULORA_OK)
         s = culora_schedule_check(ctx, &tr->sched);
     if (s == CULORA_OK)
@@ -282,7 +287,7 @@ culora_status culora_trainer_step(culora_trainer *tr, culora_step_info *info)
     CULORA_TRY(model_grad_norm(m, &norm));
 
     tr->step++;
-    const double lr = tr->p.lr * culora_schedule_multiplier(&tr->sched, tr->step - 1);
+    const double lr = tr->p.lr * trainer_lr_multiplier(tr, tr->step - 1);
     culora_step_info in;
     memset(&in, 0, sizeof in);
     in.step = tr->step;
@@ -310,6 +315,7 @@ culora_status culora_trainer_step(culora_trainer *tr, culora_step_info *info)
     in.tokens_per_s = (double)in.tokens / (t1 - t0 > 1e-9 ? t1 - t0 : 1e-9);
     in.elapsed_s = t1 - tr->t_start;
     in.bad_steps = tr->bad_steps;
+    CULORA_TRY(trainer_relora_after_step(tr, &in));
     tr->last = in;
     if (info != NULL)
         *info = in;

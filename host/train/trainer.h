@@ -27,6 +27,7 @@ struct culora_trainer {
     uint64_t *gather;           /* [world] */
     double t_start;
     culora_step_info last;
+    struct trainer_relora *relora; /* ReLoRA state (relora.c); NULL when the run uses none */
 };
 
 double trainer_now(void);

@@ -35,6 +35,15 @@ typedef enum culora_lr_schedule {
     CULORA_LR_COSINE_RESTARTS = 4  /* ReLoRA's jagged cosine: re-warmup after every restart */
 } culora_lr_schedule;
 
+/* How the LoRA AdamW moments are pruned at a ReLoRA restart (docs/relora.md). Each moment tensor
+ * (exp_avg, exp_avg_sq of every A and B) independently, as the reference's optimizer_reset. */
+typedef enum culora_relora_reset {
+    CULORA_RELORA_RESET_MAGNITUDE = 0, /* zero |x| <= quantile(|x|, ratio) (torch.quantile, fp32) */
+    CULORA_RELORA_RESET_RANDOM = 1,    /* zero each value with probability ratio (counter-based RNG) */
+    CULORA_RELORA_RESET_ZERO = 2,      /* zero every value */
+    CULORA_RELORA_RESET_NONE = 3       /* keep the moments */
+} culora_relora_reset;
+
 /* What happened in one step (or one evaluation), for progress lines and metrics. */
 typedef struct culora_step_info {
     int64_t step;          /* optimizer steps done (1-based) */
@@ -50,6 +59,7 @@ typedef struct culora_step_info {
     double tokens_per_s;   /* input tokens per second over this step */
     double elapsed_s;      /* since the trainer was created (or resumed) */
     int64_t bad_steps;     /* skipped steps so far */
+    int64_t relora_restarts; /* ReLoRA merge-and-restarts so far (one happened in this step when it grew) */
 } culora_step_info;
 
 /* Called after every step and evaluation (from the calling thread). Return non-zero to stop. */
@@ -77,12 +87,23 @@ typedef struct culora_train_params {
     culora_dist *dist;             /* data-parallel communicator; NULL: one process */
     culora_train_callback callback;
     void *user;
+    /* ReLoRA (a LORA-mode model; docs/relora.md). Restarts come after the steps u with
+     * (u − warm_start_steps) % relora_every == 1 and u − warm_start_steps > relora_every, as the
+     * reference's trigger; with COSINE_RESTARTS, cycle_length 0 means relora_every. */
+    int64_t relora_every;          /* merge every LoRA pair into the base and restart it; 0: never (>= 2) */
+    int32_t relora_reset;          /* culora_relora_reset: the LoRA AdamW moments at a restart */
+    double relora_reset_ratio;     /* fraction of each moment tensor zeroed (MAGNITUDE, RANDOM) */
+    int64_t warm_start_steps;      /* train every parameter full-rank for this many steps first, then LoRA
+                                      with a fresh optimizer and schedule (as the reference's warm start) */
+    int32_t train_non_lora;        /* 1: also train every parameter outside the LoRA-adapted linears full-rank
+                                      (embeddings, norms, lm_head, unadapted linears), as the reference does */
+    uint64_t relora_seed;          /* re-initialisation of A and random pruning at restarts (every rank alike) */
 } culora_train_params;
 
 #define CULORA_TRAIN_PARAMS_INIT                                                                       \
     { sizeof(culora_train_params), CULORA_API_VERSION, 100, 1, 1e-4, 0.9, 0.999, 1e-8, 0.0, 1.0, \
       CULORA_LR_COSINE, 0, 0.1, 0, 0, /* eval */ 0, 0, /* max_bad_steps */ 3, /* checkpoints */ NULL, 0, 0, \
-      NULL, NULL, NULL, NULL }
+      NULL, NULL, NULL, NULL, /* relora */ 0, CULORA_RELORA_RESET_MAGNITUDE, 0.999, 0, 0, 0u }
 
 /* A trainer for model (which must be in a training mode) reading train (and eval, may be NULL).
  * The loaders' batch size × seq_len must fit the model's buffers. With a communicator every rank
