@@ -1,5 +1,5 @@
 /*
- * train.c — `culora train`: fine-tune a Hugging Face model (full, LoRA, LoRA-FA) on text or
+ * train.c — `culora train`: fine-tune a Hugging Face model (full, LoRA, LoRA-FA, QLoRA, ReLoRA) on text or
  * JSONL, with a progress line, metrics, checkpoints and resume; data parallel under mpirun,
  * srun or torchrun-style variables.
  */
@@ -21,11 +21,11 @@ extern char **environ;
 
 struct train_args {
     const char *model, *data, *eval_data, *mode, *targets, *out, *resume, *device, *tokenizer, *metrics, *schedule;
-    const char *adapter, *quant;
+    const char *adapter, *quant, *optimizer_reset;
     int64_t rank, seq_len, batch, grad_accum, steps, warmup, seed, eval_every, eval_batches, checkpoint_every, keep;
-    int64_t max_bad_steps, log_every;
-    double alpha, dropout, lr, weight_decay, max_grad_norm, min_lr_ratio, timeout;
-    bool rslora, quiet;
+    int64_t max_bad_steps, log_every, relora_every, restart_warmup, warm_start_steps;
+    double alpha, dropout, lr, weight_decay, max_grad_norm, min_lr_ratio, timeout, reset_ratio;
+    bool rslora, quiet, train_non_lora, freeze_non_lora;
 };
 
 struct progress {
@@ -51,9 +51,12 @@ static int on_step(const culora_step_info *in, void *user)
     const double per_step = in->elapsed_s / (double)(in->step > 0 ? in->step : 1);
     cli_duration(per_step * (double)(in->total_steps - in->step), eta, sizeof eta);
     cli_duration(in->elapsed_s, el, sizeof el);
-    printf("%sstep %lld/%lld  loss %.4f  lr %.3g  grad %.3g  %.0f tok/s  %s elapsed  ETA %s%s%s",
+    char restarts[48] = "";
+    if (in->relora_restarts > 0)
+        snprintf(restarts, sizeof restarts, "  restarts %lld", (long long)in->relora_restarts);
+    printf("%sstep %lld/%lld  loss %.4f  lr %.3g  grad %.3g  %.0f tok/s  %s elapsed  ETA %s%s%s%s",
            pg->tty ? "\r\033[K" : "", (long long)in->step, (long long)in->total_steps, (double)in->loss, (double)in->lr,
-           (double)in->grad_norm, in->tokens_per_s, el, eta, in->skipped ? "  (skipped: non-finite)" : "",
+           (double)in->grad_norm, in->tokens_per_s, el, eta, restarts, in->skipped ? "  (skipped: non-finite)" : "",
            pg->tty && in->step < in->total_steps ? "" : "\n");
     fflush(stdout);
     return 0;
@@ -66,7 +69,7 @@ static int parse_mode(const char *s, const char *quant, int32_t *qformat, uint32
     int mode = -1;
     *qformat = 0;
     *qflags = 0;
-    if (strcmp(s, "lora") == 0) mode = CULORA_MODE_LORA;
+    if (strcmp(s, "lora") == 0 || strcmp(s, "relora") == 0) mode = CULORA_MODE_LORA;
     else if (strcmp(s, "lora-fa") == 0) mode = CULORA_MODE_LORA_FA;
     else if (strcmp(s, "full") == 0) mode = CULORA_MODE_FULL;
     else if (strcmp(s, "qlora") == 0) {
@@ -92,6 +95,8 @@ static int parse_mode(const char *s, const char *quant, int32_t *qformat, uint32
 
 static int parse_schedule(const char *s)
 {
+    if (strcmp(s, "cosine-restarts") == 0) return CULORA_LR_COSINE_RESTARTS;
+    if (strcmp(s, "cosine-min") == 0) return CULORA_LR_COSINE_MIN;
     if (strcmp(s, "cosine") == 0) return CULORA_LR_COSINE;
     if (strcmp(s, "linear") == 0) return CULORA_LR_LINEAR;
     if (strcmp(s, "constant") == 0) return CULORA_LR_CONSTANT;
@@ -122,10 +127,23 @@ static int run(struct train_args *a)
 {
     int32_t qformat = 0;
     uint32_t qflags = 0;
-    const int mode = parse_mode(a->mode, a->quant, &qformat, &qflags), sched = parse_schedule(a->schedule);
-    if (mode < 0 || sched < 0) {
-        fprintf(stderr, "culora train: --mode must be lora, lora-fa, qlora, int8 or full, --quant nf4, nf4-dq, fp4, "
-                        "fp4-dq, int8 or none; --schedule cosine, linear or constant\n");
+    const bool relora = strcmp(a->mode, "relora") == 0; /* LoRA with restarts (docs/relora.md) */
+    const int mode = parse_mode(a->mode, a->quant, &qformat, &qflags);
+    const int sched = parse_schedule(a->schedule ? a->schedule : relora ? "cosine-restarts" : "cosine");
+    const int reset = strcmp(a->optimizer_reset, "magnitude") == 0 ? CULORA_RELORA_RESET_MAGNITUDE
+                      : strcmp(a->optimizer_reset, "random") == 0  ? CULORA_RELORA_RESET_RANDOM
+                      : strcmp(a->optimizer_reset, "zero") == 0    ? CULORA_RELORA_RESET_ZERO
+                      : strcmp(a->optimizer_reset, "none") == 0    ? CULORA_RELORA_RESET_NONE
+                                                                   : -1;
+    if (mode < 0 || sched < 0 || reset < 0) {
+        fprintf(stderr, "culora train: --mode must be lora, lora-fa, qlora, int8, relora or full, --quant nf4, nf4-dq, "
+                        "fp4, fp4-dq, int8 or none; --schedule cosine, linear, constant, cosine-restarts or cosine-min; "
+                        "--optimizer-reset magnitude, random, zero or none\n");
+        return 2;
+    }
+    if (relora != (a->relora_every > 0)) {
+        fprintf(stderr, "culora train: %s\n", relora ? "--mode relora needs --relora-every N (steps between restarts)"
+                                                     : "--relora-every needs --mode relora");
         return 2;
     }
     culora_context *boot = cli_context("cpu", 0);
@@ -208,7 +226,11 @@ static int run(struct train_args *a)
     lc.base_model_name_or_path = a->model;
     size_t nt = 0;
     const char *regex = NULL;
-    if (split_targets(a->targets ? a->targets : (cfg.arch == CULORA_ARCH_GPT2 ? "c_attn" : "q_proj,v_proj"), &tbuf,
+    /* ReLoRA's default targets are every attention and MLP linear (the reference's "attn", "mlp") */
+    const char *def_targets = cfg.arch == CULORA_ARCH_GPT2 ? (relora ? "c_attn,c_proj,c_fc" : "c_attn")
+                              : relora ? "q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj"
+                                       : "q_proj,v_proj";
+    if (split_targets(a->targets ? a->targets : def_targets, &tbuf,
                       &tlist, &nt, &regex) != 0) {
         fprintf(stderr, "culora train: out of memory\n");
         rc = 1;
@@ -255,6 +277,13 @@ static int run(struct train_args *a)
     tp.keep_checkpoints = (int32_t)a->keep;
     tp.metrics_path = a->metrics ? a->metrics : metrics_default;
     tp.dist = dist;
+    tp.relora_every = a->relora_every;
+    tp.relora_reset = reset;
+    tp.relora_reset_ratio = a->reset_ratio;
+    tp.restart_warmup = a->restart_warmup;
+    tp.warm_start_steps = a->warm_start_steps;
+    tp.train_non_lora = (relora || a->train_non_lora) && !a->freeze_non_lora; /* the reference trains them */
+    tp.relora_seed = (uint64_t)a->seed; /* the same on every rank */
     struct progress pg = {isatty(1) != 0, a->quiet, rank,
                           a->log_every > 0 ? a->log_every : (a->steps >= 20 ? a->steps / 20 : 1)};
     tp.callback = on_step;
@@ -290,7 +319,8 @@ static int run(struct train_args *a)
         if (!a->quiet)
             printf("adapter: %s (PEFT format)\n", adapter_out);
     }
-    if (rank == 0 && mode == CULORA_MODE_FULL) {
+    if (rank == 0 && (mode == CULORA_MODE_FULL || relora || a->warm_start_steps > 0 || tp.train_non_lora)) {
+        /* the base changed (full training, ReLoRA merges, warm start): the adapter alone is not the model */
         snprintf(adapter_out, sizeof adapter_out, "%s/model", a->out);
         s = culora_model_save(model, adapter_out);
         if (s != CULORA_OK) {
@@ -323,7 +353,9 @@ static int cmd_train(int argc, char **argv)
 {
     struct train_args a = {0};
     a.mode = "lora";
-    a.schedule = "cosine";
+    a.optimizer_reset = "magnitude";
+    a.reset_ratio = 0.999;
+    a.restart_warmup = 100;
     a.out = "culora-out";
     a.rank = 8;
     a.alpha = 16;
@@ -341,7 +373,8 @@ static int cmd_train(int argc, char **argv)
         {"model", CLI_STR, &a.model, "DIR", "Hugging Face model directory (config.json + safetensors)", true},
         {"data", CLI_STR, &a.data, "FILE", "training text (.txt) or JSONL ({\"text\"} / {\"prompt\",\"completion\"})", true},
         {"eval-data", CLI_STR, &a.eval_data, "FILE", "held-out data for evaluation", false},
-        {"mode", CLI_STR, &a.mode, "MODE", "lora (default), lora-fa, qlora (NF4-DQ base), int8 (LLM.int8 base), full", false},
+        {"mode", CLI_STR, &a.mode, "MODE",
+         "lora (default), lora-fa, qlora (NF4-DQ base), int8 (LLM.int8 base), relora (restarts), full", false},
         {"quant", CLI_STR, &a.quant, "FMT", "base format for LoRA modes: nf4, nf4-dq, fp4, fp4-dq, int8, none", false},
         {"rank", CLI_INT, &a.rank, "R", "LoRA rank (default 8)", false},
         {"alpha", CLI_F64, &a.alpha, "A", "LoRA alpha (default 16)", false},
@@ -355,9 +388,23 @@ static int cmd_train(int argc, char **argv)
         {"grad-accum", CLI_INT, &a.grad_accum, "G", "micro-batches per optimizer step (default 1)", false},
         {"steps", CLI_INT, &a.steps, "S", "optimizer steps (default 100)", false},
         {"lr", CLI_F64, &a.lr, "LR", "peak learning rate (default 2e-4)", false},
-        {"schedule", CLI_STR, &a.schedule, "KIND", "cosine (default), linear, constant", false},
+        {"schedule", CLI_STR, &a.schedule, "KIND", "cosine (default), linear, constant, cosine-restarts (relora's "
+                                                    "default), cosine-min", false},
         {"warmup", CLI_INT, &a.warmup, "N", "linear warmup steps (default 0)", false},
-        {"min-lr-ratio", CLI_F64, &a.min_lr_ratio, "X", "(ReLoRA schedules) floor of the learning rate", false},
+        {"min-lr-ratio", CLI_F64, &a.min_lr_ratio, "X", "(ReLoRA schedules) floor of the learning rate (default 0.1)",
+         false},
+        {"relora-every", CLI_INT, &a.relora_every, "N", "relora: merge LoRA into the base and restart it every N steps",
+         false},
+        {"optimizer-reset", CLI_STR, &a.optimizer_reset, "KIND",
+         "relora: prune LoRA's AdamW moments at a restart: magnitude (default), random, zero, none", false},
+        {"reset-ratio", CLI_F64, &a.reset_ratio, "X", "relora: fraction of the moments pruned (default 0.999)", false},
+        {"restart-warmup", CLI_INT, &a.restart_warmup, "N", "relora: re-warmup steps after a restart (default 100)",
+         false},
+        {"warm-start-steps", CLI_INT, &a.warm_start_steps, "K", "train the full model for K steps first (lora, relora)",
+         false},
+        {"train-non-lora", CLI_FLAG, &a.train_non_lora, NULL,
+         "lora: also train embeddings, norms, lm_head and unadapted linears (relora does by default)", false},
+        {"freeze-non-lora", CLI_FLAG, &a.freeze_non_lora, NULL, "relora: train only the LoRA pairs", false},
         {"weight-decay", CLI_F64, &a.weight_decay, "WD", "AdamW weight decay (default 0)", false},
         {"max-grad-norm", CLI_F64, &a.max_grad_norm, "N", "clip the gradient norm (default 1; 0 = off)", false},
         {"max-bad-steps", CLI_INT, &a.max_bad_steps, "N", "non-finite steps to skip before stopping (default 3)", false},
@@ -385,4 +432,5 @@ static int cmd_train(int argc, char **argv)
     return run(&a);
 }
 
-const struct culora_cli_command culora_cli_train = {"train", "fine-tune a model (LoRA, LoRA-FA, full)", cmd_train};
+const struct culora_cli_command culora_cli_train = {"train", "fine-tune a model (LoRA, LoRA-FA, QLoRA, ReLoRA, full)",
+                                                    cmd_train};
