@@ -197,20 +197,12 @@ static char *make_text(size_t bytes)
     return t;
 }
 
-/* Median ms of `steps` trainer steps after `warmup`. */
-static double time_steps(struct job *j, culora_trainer *tr, int warmup, int steps)
+static double time_step(struct job *j, culora_trainer *tr)
 {
-    double *ms = calloc((size_t)steps, sizeof *ms);
-    for (int i = 0; i < warmup + steps; i++) {
-        const double t0 = bench_now();
-        BENCH_CHECK(j->ctx, culora_trainer_step(tr, NULL));
-        BENCH_CHECK(j->ctx, culora_synchronize(j->ctx, NULL));
-        if (i >= warmup)
-            ms[i - warmup] = elapsed_ms(t0);
-    }
-    const double m = bench_median(ms, steps);
-    free(ms);
-    return m;
+    const double t0 = bench_now();
+    BENCH_CHECK(j->ctx, culora_trainer_step(tr, NULL));
+    BENCH_CHECK(j->ctx, culora_synchronize(j->ctx, NULL));
+    return elapsed_ms(t0);
 }
 
 static void step_row(struct job *j, const struct opts *o, const struct config *c)
@@ -272,15 +264,28 @@ static void step_row(struct job *j, const struct opts *o, const struct config *c
     tp.lr = 1e-4;
     tp.schedule = CULORA_LR_CONSTANT;
     BENCH_CHECK(j->ctx, culora_trainer_create(model, ld, NULL, &tp, &alone));
-    const int warmup = o->quick ? 1 : 3, steps = o->steps > 0 ? o->steps : (o->quick ? 3 : 10);
-    const double compute_ms = max_over_ranks(j, time_steps(j, alone, warmup, steps));
-    double step_ms = compute_ms, ar_ms = 0.0;
     if (j->dist != NULL) {
         tp.dist = j->dist;
         BENCH_CHECK(j->ctx, culora_trainer_create(model, ld, NULL, &tp, &dp));
-        step_ms = max_over_ranks(j, time_steps(j, dp, warmup, steps));
-        ar_ms = time_allreduce(j, grad, (size_t)n_grad, o->quick ? 5 : 11, 3);
     }
+    /* steps without and with the communicator alternate, so that a machine whose load changes
+     * (a shared CI box) slows both alike */
+    const int warmup = o->quick ? 1 : 3, steps = o->steps > 0 ? o->steps : (o->quick ? 3 : 10);
+    double *t_alone = calloc((size_t)steps, sizeof *t_alone), *t_dp = calloc((size_t)steps, sizeof *t_dp);
+    if (t_alone == NULL || t_dp == NULL)
+        exit(1);
+    for (int i = 0; i < warmup + steps; i++) {
+        const double a = time_step(j, alone), b = dp ? time_step(j, dp) : a;
+        if (i >= warmup) {
+            t_alone[i - warmup] = a;
+            t_dp[i - warmup] = b;
+        }
+    }
+    const double compute_ms = max_over_ranks(j, bench_median(t_alone, steps));
+    const double step_ms = max_over_ranks(j, bench_median(t_dp, steps));
+    free(t_alone);
+    free(t_dp);
+    const double ar_ms = j->dist ? time_allreduce(j, grad, (size_t)n_grad, o->quick ? 5 : 11, 3) : 0.0;
     if (j->rank == 0) {
         char frac[32];
         bench_json_num(frac, sizeof frac, j->dist ? (step_ms - compute_ms) / step_ms : NAN);
