@@ -92,6 +92,15 @@ culora_status culora_dist_env_parse(culora_context *ctx, char *const *envp, culo
         snprintf(out->master_addr, sizeof out->master_addr, "%s", addr);
     }
     CULORA_TRY(env_int(ctx, envp, "MASTER_PORT", 1, 65535, 29500, &out->master_port));
+    /* Under torchrun's static rendezvous its agent already listens at MASTER_PORT (the c10d store
+     * the workers are meant to join, TORCHELASTIC_USE_AGENT_STORE=True): rendezvous one port up. */
+    const char *agent = env_get(envp, "TORCHELASTIC_USE_AGENT_STORE");
+    if (agent != NULL && strcmp(agent, "True") == 0) {
+        if (out->master_port == 65535)
+            return culora_fail(ctx, CULORA_ERR_INVALID_ARG,
+                               "launcher environment: MASTER_PORT=65535 is torchrun's store; culora needs the next port");
+        out->master_port++;
+    }
     return CULORA_OK;
 }
 

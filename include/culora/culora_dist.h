@@ -48,7 +48,9 @@ typedef struct culora_dist_env {
     int32_t rank, world_size;  /* global */
     int32_t local_rank, local_world_size;
     char master_addr[256];     /* TCP rendezvous host ("" when not given) */
-    int32_t master_port;       /* TCP rendezvous port (29500 when not given, as torchrun) */
+    int32_t master_port;       /* TCP rendezvous port: MASTER_PORT (29500 when not given, as torchrun);
+                                  MASTER_PORT + 1 under torchrun's agent store
+                                  (TORCHELASTIC_USE_AGENT_STORE=True), which holds MASTER_PORT */
 } culora_dist_env;
 
 /* Parses launcher variables from envp, a NULL-terminated array of "NAME=value" strings (main's

@@ -44,6 +44,15 @@ TEST(DistEnv, EachLauncher)
     EXPECT_EQ(env.local_world_size, 2);
     EXPECT_STREQ(env.master_addr, "node7");
     EXPECT_EQ(env.master_port, 1234);
+    // real torchrun (static rendezvous): its agent's store listens at MASTER_PORT, culora takes the next
+    ASSERT_EQ(parse(ctx.get(), {"RANK=0", "WORLD_SIZE=2", "MASTER_PORT=29400", "TORCHELASTIC_USE_AGENT_STORE=True"},
+                    &env),
+              CULORA_OK);
+    EXPECT_EQ(env.master_port, 29401);
+    ASSERT_EQ(parse(ctx.get(), {"RANK=0", "WORLD_SIZE=2", "MASTER_PORT=29400", "TORCHELASTIC_USE_AGENT_STORE=False"},
+                    &env),
+              CULORA_OK);
+    EXPECT_EQ(env.master_port, 29400);
 
     ASSERT_EQ(parse(ctx.get(), {"OMPI_COMM_WORLD_RANK=5", "OMPI_COMM_WORLD_SIZE=6", "OMPI_COMM_WORLD_LOCAL_RANK=2",
                                 "OMPI_COMM_WORLD_LOCAL_SIZE=3"},
