@@ -86,16 +86,18 @@ struct culora_backend_i {
 
 /* Op families kept in their own tables so each module owns its header (DESIGN §2):
  * quantized frozen weights (host/quant_ops.h), transformer layers (host/nn_ops.h), ReLoRA restarts
- * (host/relora_ops.h). */
+ * (host/relora_ops.h), segmented LoRA for LoraHub (host/sgmv_ops.h). */
 struct culora_quant_i;
 struct culora_nn_i;
 struct culora_relora_i;
+struct culora_sgmv_i;
 
 struct culora_backend {
     const struct culora_backend_i *iface;
     const struct culora_quant_i *quant; /* NF4/FP4/int8 ops; NULL: none on this backend */
     const struct culora_nn_i *nn;       /* transformer ops; NULL: none on this backend */
     const struct culora_relora_i *relora; /* ReLoRA restart (host/relora_ops.h); NULL: none */
+    const struct culora_sgmv_i *sgmv;   /* segmented LoRA (host/sgmv_ops.h); NULL: none on this backend */
     culora_context *ctx;       /* for error messages */
     culora_dtype dtype;        /* storage dtype of activations and frozen weights */
     int64_t ld_align;          /* storage-dtype leading dimensions must be multiples of this (elements) */

@@ -5,6 +5,7 @@
 #include "../nn_ops.h"
 #include "../quant_ops.h"
 #include "../relora_ops.h"
+#include "../sgmv_ops.h"
 
 #include <omp.h>
 #include <stdio.h>
@@ -86,6 +87,7 @@ culora_status culora_backend_cpu_create(culora_context *ctx, const culora_contex
     be->quant = &culora_cpu_quant_iface;
     be->nn = &culora_cpu_nn_iface;
     be->relora = &culora_cpu_relora_iface;
+    be->sgmv = &culora_cpu_sgmv_iface;
     be->ctx = ctx;
     be->dtype = CULORA_DTYPE_F32;
     be->ld_align = 1;

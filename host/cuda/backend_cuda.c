@@ -6,6 +6,7 @@
 #include "../nn_ops.h"
 #include "../quant_ops.h"
 #include "../relora_ops.h"
+#include "../sgmv_ops.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -145,6 +146,7 @@ culora_status culora_backend_cuda_create(culora_context *ctx, const culora_conte
     be->quant = &culora_cuda_quant_iface;
     be->nn = &culora_cuda_nn_iface;
     be->relora = &culora_cuda_relora_iface;
+    be->sgmv = &culora_cuda_sgmv_iface;
     be->ctx = ctx;
     be->dtype = CULORA_DTYPE_BF16;
     be->ld_align = 8; /* 16-byte rows for bf16: what cuBLASLt's fast kernels and our vector loads need */
