@@ -1,9 +1,12 @@
-# host/hub — LoraHub: CMA-ES and the segmented LoRA op the batched evaluation uses (dispatcher here,
-# CPU reference in host/cpu/, CUDA in kernels/; header host/sgmv_ops.h). Docs: docs/lorahub.md.
+# host/hub — LoraHub: CMA-ES and the batched evaluation: the segmented LoRA op (dispatcher here,
+# CPU reference in host/cpu/, CUDA in kernels/; header host/sgmv_ops.h) and the model's segmented
+# forward (host/model/model_segments.c, listed here so the hub's files stay together).
+# Docs: docs/lorahub.md.
 list(APPEND CULORA_SOURCES
   host/hub/cmaes.c
   host/hub/sgmv_dispatch.c
   host/cpu/sgmv.c
+  host/model/model_segments.c
 )
 list(APPEND CULORA_CUDA_SOURCES
   kernels/sgmv.cu

@@ -144,6 +144,8 @@ struct culora_model {
     void *ws;               /* op workspace */
     size_t ws_bytes;
 
+    const struct model_segments *segments; /* LoraHub batched evaluation (model_segments.h), or NULL */
+
     /* state of the last forward */
     int64_t batch, seq, n;
     bool have_forward, have_targets;
