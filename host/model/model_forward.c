@@ -8,6 +8,7 @@
  * Activations each backward needs stay in the layer's buffers (model.h).
  */
 #include "model.h"
+#include "model_segments.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -38,6 +39,8 @@ culora_status model_linear_fwd(struct culora_model *m, struct mlinear *lin, cons
 {
     const void *bias = lin->bias.present ? lin->bias.s : NULL;
     const struct mquant *q = lin->W.q;
+    if (lin->lora != NULL && m->segments != NULL) /* one adapter per row segment (LoraHub) */
+        return model_segments_linear_fwd(m, lin, x, ldx, y, ldy, n);
     if (lin->lora != NULL) {
         culora_lora_linear_desc d;
         model_lora_desc(m, lin, n, m->forward_count, &d);
