@@ -24,7 +24,7 @@ struct train_args {
     const char *adapter, *quant, *optimizer_reset;
     int64_t rank, seq_len, batch, grad_accum, steps, warmup, seed, eval_every, eval_batches, checkpoint_every, keep;
     int64_t max_bad_steps, log_every, relora_every, restart_warmup, warm_start_steps;
-    double alpha, dropout, lr, weight_decay, max_grad_norm, min_lr_ratio, timeout, reset_ratio;
+    double alpha, dropout, lr, weight_decay, max_grad_norm, min_lr_ratio, timeout, reset_ratio, warm_start_lr;
     bool rslora, quiet, train_non_lora, freeze_non_lora;
 };
 
@@ -269,6 +269,7 @@ static int run(struct train_args *a)
     tp.schedule = sched;
     tp.warmup_steps = a->warmup;
     tp.min_lr_ratio = a->min_lr_ratio;
+    tp.cycle_length = sched == CULORA_LR_COSINE_MIN ? a->steps : 0; /* one cosine to the floor (restarts: relora) */
     tp.eval_every = eld ? (a->eval_every > 0 ? a->eval_every : a->steps) : 0;
     tp.eval_batches = a->eval_batches;
     tp.max_bad_steps = (int32_t)a->max_bad_steps;
@@ -282,6 +283,7 @@ static int run(struct train_args *a)
     tp.relora_reset_ratio = a->reset_ratio;
     tp.restart_warmup = a->restart_warmup;
     tp.warm_start_steps = a->warm_start_steps;
+    tp.warm_start_lr = a->warm_start_lr;
     tp.train_non_lora = (relora || a->train_non_lora) && !a->freeze_non_lora; /* the reference trains them */
     tp.relora_seed = (uint64_t)a->seed; /* the same on every rank */
     struct progress pg = {isatty(1) != 0, a->quiet, rank,
@@ -402,6 +404,7 @@ static int cmd_train(int argc, char **argv)
          false},
         {"warm-start-steps", CLI_INT, &a.warm_start_steps, "K", "train the full model for K steps first (lora, relora)",
          false},
+        {"warm-start-lr", CLI_F64, &a.warm_start_lr, "LR", "peak learning rate of the warm start (default: --lr)", false},
         {"train-non-lora", CLI_FLAG, &a.train_non_lora, NULL,
          "lora: also train embeddings, norms, lm_head and unadapted linears (relora does by default)", false},
         {"freeze-non-lora", CLI_FLAG, &a.freeze_non_lora, NULL, "relora: train only the LoRA pairs", false},

@@ -4,8 +4,9 @@
  * Phases of a run of T steps with a warm start of K steps (K = 0: none):
  *   steps 1..K    every parameter is trained full-rank: the adapted linears' W0 are appended to the
  *                 flat buffers and their LoRA is detached (the layers run as plain linears); the
- *                 learning rate follows the first K steps of a cosine-with-floor run of T steps
- *                 (COSINE_MIN over T), as the reference's warm start is a cut full-rank run;
+ *                 learning rate (peak warm_start_lr, default lr) follows the first K steps of a
+ *                 cosine-with-floor run of T steps (COSINE_MIN over T), as the reference's warm
+ *                 start is a cut full-rank run;
  *   after step K  W0 go back to frozen storage (and their fp32 masters), LoRA is re-attached and
  *                 re-initialised, and the optimizer starts afresh (moments 0, bias correction from
  *                 step 1) with the configured schedule over the T − K remaining steps — the
@@ -150,6 +151,9 @@ static culora_status check_setup(culora_trainer *tr)
     if (p->relora_reset < CULORA_RELORA_RESET_MAGNITUDE || p->relora_reset > CULORA_RELORA_RESET_NONE)
         return culora_fail(tr->ctx, CULORA_ERR_INVALID_ARG, "ReLoRA: relora_reset %d is not a culora_relora_reset",
                            (int)p->relora_reset);
+    if (!(p->warm_start_lr >= 0.0) || !isfinite(p->warm_start_lr))
+        return culora_fail(tr->ctx, CULORA_ERR_INVALID_ARG, "ReLoRA: warm_start_lr %g must be finite and >= 0",
+                           p->warm_start_lr);
     if (!(p->relora_reset_ratio >= 0.0 && p->relora_reset_ratio <= 1.0))
         return culora_fail(tr->ctx, CULORA_ERR_INVALID_ARG, "ReLoRA: relora_reset_ratio %g must be in [0, 1]",
                            p->relora_reset_ratio);
@@ -308,8 +312,9 @@ double trainer_lr_multiplier(const culora_trainer *tr, int64_t step)
     const struct trainer_relora *r = tr->relora;
     if (r == NULL || r->warm == 0)
         return culora_schedule_multiplier(&tr->sched, step);
-    if (step < r->warm)
-        return culora_schedule_multiplier(&r->warm_sched, step);
+    if (step < r->warm) /* (the warm start's own peak rate, relative to lr) */
+        return culora_schedule_multiplier(&r->warm_sched, step) *
+               (tr->p.warm_start_lr > 0.0 && tr->p.lr > 0.0 ? tr->p.warm_start_lr / tr->p.lr : 1.0);
     return culora_schedule_multiplier(&tr->sched, step - r->warm);
 }
 

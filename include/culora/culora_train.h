@@ -98,12 +98,13 @@ typedef struct culora_train_params {
     int32_t train_non_lora;        /* 1: also train every parameter outside the LoRA-adapted linears full-rank
                                       (embeddings, norms, lm_head, unadapted linears), as the reference does */
     uint64_t relora_seed;          /* re-initialisation of A and random pruning at restarts (every rank alike) */
+    double warm_start_lr;          /* peak learning rate of the warm start; 0: lr */
 } culora_train_params;
 
 #define CULORA_TRAIN_PARAMS_INIT                                                                       \
     { sizeof(culora_train_params), CULORA_API_VERSION, 100, 1, 1e-4, 0.9, 0.999, 1e-8, 0.0, 1.0, \
       CULORA_LR_COSINE, 0, 0.1, 0, 0, /* eval */ 0, 0, /* max_bad_steps */ 3, /* checkpoints */ NULL, 0, 0, \
-      NULL, NULL, NULL, NULL, /* relora */ 0, CULORA_RELORA_RESET_MAGNITUDE, 0.999, 0, 0, 0u }
+      NULL, NULL, NULL, NULL, /* relora */ 0, CULORA_RELORA_RESET_MAGNITUDE, 0.999, 0, 0, 0u, 0.0 }
 
 /* A trainer for model (which must be in a training mode) reading train (and eval, may be NULL).
  * The loaders' batch size × seq_len must fit the model's buffers. With a communicator every rank

@@ -65,7 +65,7 @@ const char *kAll[7] = {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_
 struct Opts {
     int64_t steps = 24, every = 6, warm = 0, warmup = 2, restart_warmup = 2;
     int32_t reset = CULORA_RELORA_RESET_MAGNITUDE;
-    double ratio = 0.999, lr = 5e-3, weight_decay = 0.01;
+    double ratio = 0.999, lr = 5e-3, weight_decay = 0.01, warm_lr = 0.0;
     int32_t train_rest = 1, rank = 4, schedule = CULORA_LR_COSINE_RESTARTS, quant = 0;
     float dropout = 0.1f;
     const char *ckpt = nullptr;
@@ -129,6 +129,7 @@ struct RRun {
         tp.relora_reset = o.reset;
         tp.relora_reset_ratio = o.ratio;
         tp.warm_start_steps = o.warm;
+        tp.warm_start_lr = o.warm_lr;
         tp.train_non_lora = o.train_rest;
         tp.relora_seed = 99;
         tp.callback = [](const culora_step_info *in, void *user) {
@@ -490,6 +491,7 @@ TEST(Relora, JaggedScheduleWithWarmStart)
     o.every = 6;
     o.warmup = 2;
     o.restart_warmup = 2;
+    o.warm_lr = 1e-3;  // the warm start's own peak rate
     RRun r(o);
     ASSERT_TRUE(r.tr);
     const int64_t n_warm = r.model->n_train;
@@ -505,7 +507,7 @@ TEST(Relora, JaggedScheduleWithWarmStart)
     const double pi = 3.14159265358979323846;
     for (int64_t step = 0; step < 4; step++) {
         const double mult = step < 2 ? step / 2.0 : 0.1 + 0.9 * 0.5 * (1 + std::cos(pi * (step - 2) / 26.0));
-        EXPECT_FLOAT_EQ(r.lrs[(size_t)step], (float)(o.lr * mult)) << step;
+        EXPECT_FLOAT_EQ(r.lrs[(size_t)step], (float)(o.warm_lr * mult)) << step;
     }
     // then the jagged cosine over the 24 remaining steps, counted from the end of the warm start:
     // the reference's lambda (training_utils.get_cosine_schedule_with_multiple_warmups)
