@@ -2,13 +2,13 @@
  * relora.c — ReLoRA in the trainer (relora.h; the algorithm and its sources: docs/relora.md).
  *
  * Phases of a run of T steps with a warm start of K steps (K = 0: none):
- *   steps 1..K    every parameter is trained full-rank: the adapted linears' W0 are appended to the
- *                 flat buffers and their LoRA is detached (the layers run as plain linears); the
+ *   steps 1..K    every parameter is trained full-rank: the adapted linears' W0 (and biases) are
+ *                 appended to the flat buffers and their LoRA is detached (the layers run as plain linears); the
  *                 learning rate (peak warm_start_lr, default lr) follows the first K steps of a
  *                 cosine-with-floor run of T steps (COSINE_MIN over T), as the reference's warm
  *                 start is a cut full-rank run;
- *   after step K  W0 go back to frozen storage (and their fp32 masters), LoRA is re-attached and
- *                 re-initialised, and the optimizer starts afresh (moments 0, bias correction from
+ *   after step K  W0 and biases go back to frozen storage (W0 also to their fp32 masters), LoRA is
+ *                 re-attached and re-initialised, and the optimizer starts afresh (moments 0, bias correction from
  *                 step 1) with the configured schedule over the T − K remaining steps — the
  *                 reference's ReLoRA run loads only the warm-started weights.
  * Restarts happen after the steps u with v = u − K, v > N and v % N == 1 (N = relora_every), as the
@@ -99,10 +99,13 @@ void trainer_relora_destroy(culora_trainer *tr)
 
 /* ---- setup ------------------------------------------------------------------------------------ */
 
-static bool is_adapted_weight(const struct trainer_relora *r, const struct mtensor *t)
+/* The weight or bias of an adapted linear. Their biases stay frozen in the LoRA phase: the LoRA
+ * linear's backward computes no bias gradient (PEFT's bias="none"), and a trainable tensor without
+ * one would only decay. */
+static bool is_adapted_part(const struct trainer_relora *r, const struct mtensor *t)
 {
     for (int32_t i = 0; i < r->n; i++)
-        if (&r->lins[i]->W == t)
+        if (&r->lins[i]->W == t || &r->lins[i]->bias == t)
             return true;
     return false;
 }
@@ -118,7 +121,7 @@ static culora_status collect_rest_cb(struct culora_model *m, struct mtensor *t, 
     (void)hf;
     (void)tr;
     struct collect *c = user;
-    if (!t->present || t->trainable || t->q != NULL || is_adapted_weight(c->r, t))
+    if (!t->present || t->trainable || t->q != NULL || is_adapted_part(c->r, t))
         return CULORA_OK; /* quantized weights stay frozen: they cannot be trained */
     if (c->n == c->cap) {
         const int32_t cap = c->cap ? 2 * c->cap : 64;
@@ -233,12 +236,16 @@ static culora_status enter_warm_start(culora_trainer *tr)
 {
     struct trainer_relora *r = tr->relora;
     struct culora_model *m = tr->model;
-    struct mtensor **ws = malloc((size_t)r->n * sizeof *ws);
+    struct mtensor **ws = malloc(2 * (size_t)r->n * sizeof *ws);
     if (ws == NULL)
         return fail(tr, CULORA_ERR_OUT_OF_MEMORY, "out of host memory");
-    for (int32_t i = 0; i < r->n; i++)
-        ws[i] = &r->lins[i]->W;
-    culora_status s = model_relora_unfreeze(m, ws, r->n);
+    int32_t n = 0;
+    for (int32_t i = 0; i < r->n; i++) { /* W0, and its bias: the plain linear's backward trains both */
+        ws[n++] = &r->lins[i]->W;
+        if (r->lins[i]->bias.present && !r->lins[i]->bias.trainable)
+            ws[n++] = &r->lins[i]->bias;
+    }
+    culora_status s = model_relora_unfreeze(m, ws, n);
     free(ws);
     CULORA_TRY(s);
     for (int32_t i = 0; i < r->n; i++)
@@ -472,8 +479,11 @@ culora_status trainer_relora_save(culora_trainer *tr, culora_safetensors_writer 
     if (r->warm_phase || (r->every == 0 && r->warm == 0))
         return CULORA_OK; /* the base is the loaded model's (or lives in the flat buffers) */
     size_t total = 0;
-    for (int32_t i = 0; i < r->n; i++)
+    for (int32_t i = 0; i < r->n; i++) {
         total += base_bytes(&r->lins[i]->W);
+        if (r->lins[i]->bias.present)
+            total += base_bytes(&r->lins[i]->bias);
+    }
     if (total > r->save_bytes) {
         void *b = realloc(r->save_buf, total);
         if (b == NULL)
@@ -504,6 +514,14 @@ culora_status trainer_relora_save(culora_trainer *tr, culora_safetensors_writer 
             CULORA_TRY(culora_safetensors_writer_add(tr->ctx, w, name, CULORA_ST_U8, 1, shape, at, off));
         }
         at += base_bytes(wt);
+        const struct mtensor *bias = &r->lins[i]->bias;
+        if (bias->present) { /* frozen in the LoRA phase, trained by a warm start */
+            snprintf(name, sizeof name, "relora_base.%s", r->lins[i]->hf_bias);
+            CULORA_TRY(model_tensor_download(tr->model, bias, (float *)(void *)at));
+            const int64_t shape[1] = {bias->cols};
+            CULORA_TRY(culora_safetensors_writer_add(tr->ctx, w, name, CULORA_ST_F32, 1, shape, at, base_bytes(bias)));
+            at += base_bytes(bias);
+        }
     }
     return CULORA_OK;
 }
@@ -603,6 +621,22 @@ culora_status trainer_relora_restore(culora_trainer *tr, const culora_safetensor
         char name[200];
         snprintf(name, sizeof name, "relora_base.%s", r->lins[i]->hf_weight);
         CULORA_TRY(restore_base(tr, i, culora_safetensors_find(st, name), ck));
+        struct mtensor *bias = &r->lins[i]->bias;
+        if (!bias->present)
+            continue;
+        snprintf(name, sizeof name, "relora_base.%s", r->lins[i]->hf_bias);
+        const culora_tensor_info *t = culora_safetensors_find(st, name);
+        if (t == NULL || t->dtype != CULORA_ST_F32 || t->n_elems != bias->cols)
+            return culora_fail(tr->ctx, CULORA_ERR_FORMAT, "checkpoint %s: the bias %s is missing or has another size",
+                               ck, r->lins[i]->hf_bias);
+        float *h = malloc((size_t)bias->cols * sizeof *h);
+        if (h == NULL)
+            return fail(tr, CULORA_ERR_OUT_OF_MEMORY, "out of host memory");
+        culora_status s = culora_tensor_read(tr->ctx, t, CULORA_DTYPE_F32, h, (size_t)bias->cols * sizeof *h);
+        if (s == CULORA_OK)
+            s = model_tensor_upload(tr->model, bias, h);
+        free(h);
+        CULORA_TRY(s);
     }
     return CULORA_OK;
 }

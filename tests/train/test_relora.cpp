@@ -62,7 +62,35 @@ const char *kText =
 
 const char *kAll[7] = {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"};
 
+culora_model_config tiny_gpt2()
+{
+    culora_model_config c;
+    std::memset(&c, 0, sizeof c);
+    c.arch = CULORA_ARCH_GPT2;
+    std::snprintf(c.architecture, sizeof c.architecture, "GPT2LMHeadModel");
+    c.vocab_size = 256;
+    c.hidden_size = 32;
+    c.n_layers = 2;
+    c.n_heads = 4;
+    c.n_kv_heads = 4;
+    c.head_dim = 8;
+    c.intermediate_size = 128;
+    c.max_position_embeddings = 64;
+    c.norm_eps = 1e-5;
+    c.activation = CULORA_ACT_GELU_TANH;
+    c.tie_word_embeddings = true;
+    c.attention_bias = true;
+    c.mlp_bias = true;
+    c.rope_type = CULORA_ROPE_NONE;
+    c.bos_token_id = -1;
+    c.eos_token_id = -1;
+    return c;
+}
+
+const char *kGpt2[3] = {"c_attn", "c_proj", "c_fc"};
+
 struct Opts {
+    bool gpt2 = false;
     int64_t steps = 24, every = 6, warm = 0, warmup = 2, restart_warmup = 2;
     int32_t reset = CULORA_RELORA_RESET_MAGNITUDE;
     double ratio = 0.999, lr = 5e-3, weight_decay = 0.01, warm_lr = 0.0;
@@ -100,12 +128,13 @@ struct RRun {
         lp.batch_size = o.batch;
         lp.seed = 5;
         EXPECT_EQ(culora_loader_create(ctx.get(), ds, &lp, &ld), CULORA_OK) << msg();
-        culora_model_config cfg = tiny_llama();
+        culora_model_config cfg = o.gpt2 ? tiny_gpt2() : tiny_llama();
         lc.r = o.rank;
         lc.lora_alpha = 2.0 * o.rank;
         lc.lora_dropout = o.dropout;
-        lc.target_modules = kAll;
-        lc.n_target_modules = 7;
+        lc.target_modules = o.gpt2 ? kGpt2 : kAll;
+        lc.n_target_modules = o.gpt2 ? 3 : 7;
+        lc.fan_in_fan_out = o.gpt2;
         culora_model_params mp = CULORA_MODEL_PARAMS_INIT;
         mp.mode = CULORA_MODE_LORA;
         mp.lora = &lc;
@@ -591,6 +620,32 @@ TEST(Relora, ResumeAcrossTheEndOfTheWarmStartIsBitIdentical)
     expect_resume_identical(o, 2, "warm");     // inside the warm start
     expect_resume_identical(o, 4, "switch");   // right after the switch to LoRA
     expect_resume_identical(o, 11, "restart"); // right after the restart
+}
+
+TEST(Relora, Gpt2WarmStartTrainsBiasesThenFreezesThem)
+{
+    // GPT-2: fused c_attn, biases on every linear, lm_head tied to wte
+    Opts o;
+    o.gpt2 = true;
+    o.steps = 16;
+    o.warm = 4;
+    o.every = 6;  // restart after step 11
+    RRun r(o);
+    ASSERT_TRUE(r.tr) << r.msg();
+    EXPECT_EQ(r.model->n_loras, 8);
+    mlinear &qkv = r.model->layers[0].qkv;  // (detached from its LoRA during the warm start)
+    EXPECT_EQ(qkv.lora, nullptr);
+    const std::vector<float> bias0 = r.tensor(qkv.bias);
+    for (int i = 0; i < 4; i++) ASSERT_EQ(culora_trainer_step(r.tr, nullptr), CULORA_OK) << r.msg();
+    const std::vector<float> bias4 = r.tensor(qkv.bias), wte4 = r.tensor(r.model->wte);
+    EXPECT_NE(bias4, bias0) << "the warm start trains the adapted linears' biases";
+    EXPECT_FALSE(qkv.bias.trainable);
+    EXPECT_EQ(qkv.lora, &r.model->loras[0]);
+    ASSERT_EQ(culora_trainer_run(r.tr), CULORA_OK) << r.msg();
+    EXPECT_EQ(r.tensor(qkv.bias), bias4) << "frozen in the LoRA phase (no bias gradient there)";
+    EXPECT_NE(r.tensor(r.model->wte), wte4) << "the tied embedding keeps training (train_non_lora)";
+    EXPECT_EQ(r.restarts.back(), 1);
+    expect_resume_identical(o, 11, "gpt2");
 }
 
 TEST(Relora, QuantizedBaseIsRequantizedAndTheErrorReported)
