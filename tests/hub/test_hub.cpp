@@ -245,6 +245,7 @@ TEST(HubEval, LossEqualsAnIndependentModelWithTheComposedAdapter)
     float ref = 0;
     ASSERT_EQ(culora_model_forward(m, ids.data(), tgt.data(), 5, 12, &ref), CULORA_OK) << s.msg();
     culora_model_destroy(m);
+    EXPECT_EQ(std::system(("rm -rf '" + dir + "'").c_str()), 0);
     // The hub composes in an fp32 GEMM, the reference in fp64 (weights differ by ~1e-7 relative),
     // and sums row losses in fp64 where the model's op sums in fp32: 1e-5 relative covers both.
     EXPECT_NEAR(loss, (double)ref, 1e-5 * (double)ref);
