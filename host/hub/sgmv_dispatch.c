@@ -65,17 +65,19 @@ culora_status culora_op_sgmv(culora_context *ctx, const struct culora_sgmv_args 
     CULORA_TRY(culora_check_matrix(ctx, op, "v", a->v, a->m, a->r, a->ldv, S));
     CULORA_TRY(culora_check_matrix(ctx, op, "y", a->y, a->m, a->d, a->ldy, S));
 
-    /* Outputs against every input and each other (byte spans; the adapters' spans cover every segment). */
-    uintptr_t xb, xe, ab, ae, bb, be_, vb, ve, yb, ye;
-    strided_span(a->x, a->m, a->k, a->ldx, 0, 1, es, &xb, &xe);
+    /* Outputs against every input and each other: x, v and y exactly (a v stored in spare columns
+     * of x's rows is fine), the adapters by the byte spans covering every segment's matrix. */
+    uintptr_t ab, ae, bb, be_, vb, ve, yb, ye;
     strided_span(a->a, a->r, a->k, a->lda, a->stride_a, a->n_segments, es, &ab, &ae);
     strided_span(a->b, a->d, a->r, a->ldb, a->stride_b, a->n_segments, es, &bb, &be_);
     strided_span(a->v, a->m, a->r, a->ldv, 0, 1, es, &vb, &ve);
     strided_span(a->y, a->m, a->d, a->ldy, 0, 1, es, &yb, &ye);
-    if (spans_meet(vb, ve, xb, xe) || spans_meet(vb, ve, ab, ae) || spans_meet(vb, ve, bb, be_))
+    if (culora_views_overlap(a->v, a->m, a->r, a->ldv, a->x, a->m, a->k, a->ldx, es) || spans_meet(vb, ve, ab, ae) ||
+        spans_meet(vb, ve, bb, be_))
         return culora_fail(ctx, CULORA_ERR_INVALID_ARG, "%s: output v overlaps an input (x, a or b)", op);
-    if (spans_meet(yb, ye, xb, xe) || spans_meet(yb, ye, ab, ae) || spans_meet(yb, ye, bb, be_) ||
-        spans_meet(yb, ye, vb, ve))
+    if (culora_views_overlap(a->y, a->m, a->d, a->ldy, a->x, a->m, a->k, a->ldx, es) ||
+        culora_views_overlap(a->y, a->m, a->d, a->ldy, a->v, a->m, a->r, a->ldv, es) || spans_meet(yb, ye, ab, ae) ||
+        spans_meet(yb, ye, bb, be_))
         return culora_fail(ctx, CULORA_ERR_INVALID_ARG, "%s: output y overlaps x, a, b or v", op);
 
     if (ctx->be->sgmv == NULL || ctx->be->sgmv->fwd == NULL)

@@ -65,6 +65,16 @@ TEST(SgmvDispatch, RefusesBadArguments)
     a2 = ok;
     a2.v = a.data();
     expect_bad(a2, "overlaps");
+    // v in spare columns of x's rows (x [40, 8] and v [40, 2] in one [40, 10] buffer) is valid.
+    std::vector<float> xv(40 * 10);
+    a2 = ok;
+    a2.x = xv.data();
+    a2.ldx = 10;
+    a2.v = xv.data() + 8;
+    a2.ldv = 10;
+    EXPECT_EQ(culora_op_sgmv(ctx.get(), &a2, nullptr), CULORA_OK) << culora_context_last_error(ctx.get());
+    a2.v = xv.data() + 7;  // one column into x
+    expect_bad(a2, "overlaps");
     a2 = ok;
     a2.stride_a = -16;
     expect_bad(a2, "stride");
