@@ -395,6 +395,19 @@ TEST(DistTrainTCP, TwoAndFourRanksMatchOneRankAndRepeatBitForBit)
     }
 }
 
+TEST(DistTrainTCP, FullFineTuningTakesTheSamePath)
+{
+    // every weight trained (46k values instead of 2.4k): the same flat buffer, broadcast and all-reduce
+    const std::string d = fresh_dir("tcp_full");
+    Proc one = run_single(d + "/one", {"--batch", "4", "--full"});
+    ASSERT_TRUE(one.exited_ok()) << one.log;
+    auto two = run_tcp(2, d + "/two", {"--batch", "2", "--full", "--seed-per-rank"});
+    for (const auto &p : two) ASSERT_TRUE(p.exited_ok()) << all_logs(two);
+    const Out ref = read_job(d + "/one", 1), got = read_job(d + "/two", 2);
+    EXPECT_GT(got.w.size(), 10 * 2432u) << "not a full fine-tuning run";
+    expect_close_to_one_rank(ref, got, "2 TCP ranks × batch 2, full fine-tuning");
+}
+
 TEST(DistTrainTCP, AKilledRankIsNamedWithinTheTimeoutAndTheLastCheckpointResumes)
 {
     const std::string d = fresh_dir("tcp_kill");

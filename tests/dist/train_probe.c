@@ -8,6 +8,7 @@
  *     --dropout P        lora_dropout (default 0: ranks × B then match 1 rank × N·B)
  *     --seed-per-rank    LoRA init / dropout seed differs per rank (as `culora train` does); the
  *                        trainer must still start every rank from rank 0's weights
+ *     --full             full fine-tuning (every weight trained) instead of LoRA
  *     --ckpt DIR         write checkpoints to DIR every --ckpt-every steps (default 10) and at the end
  *     --resume DIR       continue from the newest checkpoint in DIR
  *     --die-at S         rank --fault-rank (default 1) kills itself (SIGKILL) after step S
@@ -42,7 +43,7 @@ struct probe {
     int32_t batch, steps, ckpt_every, fault_rank, rank;
     int64_t die_at, hang_at, corrupt_at;
     double dropout, timeout;
-    int seed_per_rank;
+    int seed_per_rank, full;
     culora_model *model;
     float *losses, *norms;
     int64_t n_losses;
@@ -149,8 +150,8 @@ int main(int argc, char **argv)
     p.out = argv[1];
     for (int i = 2; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (strcmp(a, "--seed-per-rank") == 0) {
-            p.seed_per_rank = 1;
+        if (strcmp(a, "--seed-per-rank") == 0 || strcmp(a, "--full") == 0) {
+            *(strcmp(a, "--full") == 0 ? &p.full : &p.seed_per_rank) = 1;
             continue;
         }
         if (v == NULL) {
@@ -257,8 +258,8 @@ int main(int argc, char **argv)
     lc.n_target_modules = 4;
     lc.init_lora_weights = "false"; /* A and B both random: every value has a gradient from step 1 */
     culora_model_params mp = CULORA_MODEL_PARAMS_INIT;
-    mp.mode = CULORA_MODE_LORA;
-    mp.lora = &lc;
+    mp.mode = p.full ? CULORA_MODE_FULL : CULORA_MODE_LORA;
+    mp.lora = p.full ? NULL : &lc;
     mp.seed = 11 + (p.seed_per_rank ? 1000003ull * (uint64_t)rank : 0);
     mp.max_batch = p.batch;
     mp.max_seq = 16;
