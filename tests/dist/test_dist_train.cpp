@@ -408,6 +408,27 @@ TEST(DistTrainTCP, FullFineTuningTakesTheSamePath)
     expect_close_to_one_rank(ref, got, "2 TCP ranks × batch 2, full fine-tuning");
 }
 
+TEST(DistTrainTCP, ReLoRARestartsHappenAlikeOnEveryRank)
+{
+    // ReLoRA every 5 steps (restarts after steps 6, 11, 16): merges and re-initialisations must be
+    // the same on every rank, so 2 ranks still match 1 rank and every replica agrees
+    const std::string d = fresh_dir("tcp_relora");
+    Proc one = run_single(d + "/one", {"--batch", "4", "--relora-every", "5"});
+    ASSERT_TRUE(one.exited_ok()) << one.log;
+    EXPECT_NE(one.log.find("3 ReLoRA restarts"), std::string::npos) << one.log;
+    auto two = run_tcp(2, d + "/two", {"--batch", "2", "--relora-every", "5", "--seed-per-rank"});
+    for (const auto &p : two) ASSERT_TRUE(p.exited_ok()) << all_logs(two);
+    expect_close_to_one_rank(read_job(d + "/one", 1), read_job(d + "/two", 2), "2 TCP ranks × batch 2, ReLoRA");
+    // a restart that re-initialises differently on one rank is caught right after it, on every rank
+    auto bad = run_tcp(2, d + "/bad", {"--batch", "2", "--relora-every", "5", "--relora-seed-per-rank"});
+    for (int r = 0; r < 2; r++) {
+        EXPECT_TRUE(WIFEXITED(bad[(size_t)r].status) && WEXITSTATUS(bad[(size_t)r].status) == 3) << bad[(size_t)r].log;
+        EXPECT_NE(bad[(size_t)r].log.find("at step 6 (after a ReLoRA restart) differs across ranks: rank 1"),
+                  std::string::npos)
+            << bad[(size_t)r].log;
+    }
+}
+
 TEST(DistTrainTCP, AKilledRankIsNamedWithinTheTimeoutAndTheLastCheckpointResumes)
 {
     const std::string d = fresh_dir("tcp_kill");

@@ -9,6 +9,9 @@
  *     --seed-per-rank    LoRA init / dropout seed differs per rank (as `culora train` does); the
  *                        trainer must still start every rank from rank 0's weights
  *     --full             full fine-tuning (every weight trained) instead of LoRA
+ *     --relora-every N   ReLoRA: merge and restart the LoRA pairs every N steps
+ *     --relora-seed-per-rank  ReLoRA's re-initialisation seed differs per rank (a bug the
+ *                        replica check after each restart must catch)
  *     --ckpt DIR         write checkpoints to DIR every --ckpt-every steps (default 10) and at the end
  *     --resume DIR       continue from the newest checkpoint in DIR
  *     --die-at S         rank --fault-rank (default 1) kills itself (SIGKILL) after step S
@@ -43,7 +46,8 @@ struct probe {
     int32_t batch, steps, ckpt_every, fault_rank, rank;
     int64_t die_at, hang_at, corrupt_at;
     double dropout, timeout;
-    int seed_per_rank, full;
+    int seed_per_rank, full, relora_seed_per_rank;
+    int64_t relora_every, relora_restarts;
     culora_model *model;
     float *losses, *norms;
     int64_t n_losses;
@@ -77,6 +81,7 @@ static int on_step(const culora_step_info *in, void *user)
     struct probe *p = user;
     if (in->is_eval)
         return 0;
+    p->relora_restarts = in->relora_restarts;
     if (p->n_losses < p->steps) {
         p->norms[p->n_losses] = in->grad_norm;
         p->losses[p->n_losses++] = in->loss;
@@ -150,8 +155,11 @@ int main(int argc, char **argv)
     p.out = argv[1];
     for (int i = 2; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (strcmp(a, "--seed-per-rank") == 0 || strcmp(a, "--full") == 0) {
-            *(strcmp(a, "--full") == 0 ? &p.full : &p.seed_per_rank) = 1;
+        if (strcmp(a, "--seed-per-rank") == 0 || strcmp(a, "--full") == 0 ||
+            strcmp(a, "--relora-seed-per-rank") == 0) {
+            *(strcmp(a, "--full") == 0            ? &p.full
+              : strcmp(a, "--seed-per-rank") == 0 ? &p.seed_per_rank
+                                                  : &p.relora_seed_per_rank) = 1;
             continue;
         }
         if (v == NULL) {
@@ -170,6 +178,7 @@ int main(int argc, char **argv)
         else if (strcmp(a, "--corrupt-at") == 0) p.corrupt_at = atoll(v);
         else if (strcmp(a, "--fault-rank") == 0) p.fault_rank = atoi(v);
         else if (strcmp(a, "--timeout") == 0) p.timeout = atof(v);
+        else if (strcmp(a, "--relora-every") == 0) p.relora_every = atoll(v);
         else {
             fprintf(stderr, "train_probe: unknown option %s\n", a);
             return 2;
@@ -256,7 +265,8 @@ int main(int argc, char **argv)
     lc.lora_dropout = p.dropout;
     lc.target_modules = targets;
     lc.n_target_modules = 4;
-    lc.init_lora_weights = "false"; /* A and B both random: every value has a gradient from step 1 */
+    /* A and B both random: every value has a gradient from step 1 (ReLoRA needs PEFT's B = 0) */
+    lc.init_lora_weights = p.relora_every > 0 ? "true" : "false";
     culora_model_params mp = CULORA_MODEL_PARAMS_INIT;
     mp.mode = p.full ? CULORA_MODE_FULL : CULORA_MODE_LORA;
     mp.lora = p.full ? NULL : &lc;
@@ -277,6 +287,8 @@ int main(int argc, char **argv)
     tp.checkpoint_dir = p.ckpt;
     tp.checkpoint_every = p.ckpt_every;
     tp.dist = d;
+    tp.relora_every = p.relora_every;
+    tp.relora_seed = 17 + (p.relora_seed_per_rank ? (uint64_t)rank : 0);
     tp.callback = on_step;
     tp.user = &p;
     s = culora_trainer_create(p.model, ld, NULL, &tp, &tr);
@@ -301,8 +313,8 @@ int main(int argc, char **argv)
         rc = fail(ctx, d, rank, "writing the output", CULORA_ERR_IO);
         goto done;
     }
-    printf("rank %d: ok (%s communicator, world %d, %lld steps)\n", rank, d ? culora_dist_kind_name(d) : "no",
-           world, (long long)p.n_losses);
+    printf("rank %d: ok (%s communicator, world %d, %lld steps, %lld ReLoRA restarts)\n", rank,
+           d ? culora_dist_kind_name(d) : "no", world, (long long)p.n_losses, (long long)p.relora_restarts);
     fflush(stdout);
 done:
     culora_trainer_destroy(tr);
