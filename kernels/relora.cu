@@ -217,8 +217,6 @@ __device__ __forceinline__ float init_value(const struct reset_params &p, uint64
 /* Element i (logical index) of moment tensor t. */
 __device__ __forceinline__ void prune_one(const struct reset_params &p, const float *thr, int t, uint64_t i, float *e)
 {
-    if (p.prune == CULORA_RELORA_PRUNE_NONE)
-        return;
     if (p.prune == CULORA_RELORA_PRUNE_ZERO) {
         *e = 0.0f;
     } else if (p.prune == CULORA_RELORA_PRUNE_MAGNITUDE) {
@@ -246,19 +244,23 @@ __global__ void relora_reset_kernel(const struct reset_params p, const float *__
             p.a[e] = v;
             if (p.a_copy != NULL)
                 p.a_copy[e] = __float2bfloat16_rn(v);
-            prune_one(p, thr, 0, (uint64_t)idx, &p.mom[0][e]);
-            prune_one(p, thr, 1, (uint64_t)idx, &p.mom[1][e]);
-            if (p.prune != CULORA_RELORA_PRUNE_NONE && p.mom[1][e] == 0.0f) /* the second-moment guard */
-                p.mom[0][e] = 0.0f;
+            if (p.prune != CULORA_RELORA_PRUNE_NONE) { /* (the moments may be NULL otherwise) */
+                prune_one(p, thr, 0, (uint64_t)idx, &p.mom[0][e]);
+                prune_one(p, thr, 1, (uint64_t)idx, &p.mom[1][e]);
+                if (p.mom[1][e] == 0.0f) /* the second-moment guard */
+                    p.mom[0][e] = 0.0f;
+            }
         } else {
             const int64_t i = idx - na, e = (i / p.r) * p.ldb + i % p.r;
             p.b[e] = 0.0f;
             if (p.b_copy != NULL)
                 p.b_copy[e] = __float2bfloat16_rn(0.0f);
-            prune_one(p, thr, 2, (uint64_t)i, &p.mom[2][e]);
-            prune_one(p, thr, 3, (uint64_t)i, &p.mom[3][e]);
-            if (p.prune != CULORA_RELORA_PRUNE_NONE && p.mom[3][e] == 0.0f)
-                p.mom[2][e] = 0.0f;
+            if (p.prune != CULORA_RELORA_PRUNE_NONE) {
+                prune_one(p, thr, 2, (uint64_t)i, &p.mom[2][e]);
+                prune_one(p, thr, 3, (uint64_t)i, &p.mom[3][e]);
+                if (p.mom[3][e] == 0.0f)
+                    p.mom[2][e] = 0.0f;
+            }
         }
     }
 }
