@@ -25,6 +25,7 @@
  * Output: one JSON line per measurement.
  */
 #include "bench_util.h"
+#include "blas_core.h"
 
 #include "backend.h"
 #include "culora/culora_ops.h"
@@ -693,6 +694,7 @@ static void usage(void)
 
 int main(int argc, char **argv)
 {
+    cli_blas_pick_core(argv);
     struct opts o = {0};
     o.backend = CULORA_BACKEND_AUTO;
     o.warmup = o.samples = o.inner = -1;

@@ -5,9 +5,11 @@
  */
 #include "culora/culora.h"
 
+#include "blas_core.h"
 #include "cli.h"
 #include "cli_commands.h"
 
+#include <cblas.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -17,6 +19,7 @@ static int cmd_version(int argc, char **argv)
     (void)argv;
     printf("culora %s\n", culora_version_string());
     printf("cuda devices: %d\n", culora_cuda_device_count());
+    printf("cpu blas: OpenBLAS %s kernels\n", openblas_get_corename());
     return 0;
 }
 
@@ -41,6 +44,7 @@ static void usage(FILE *f)
 
 int main(int argc, char **argv)
 {
+    cli_blas_pick_core(argv);
     if (argc < 2) {
         usage(stderr);
         return 2;

@@ -102,7 +102,7 @@ struct culora_backend {
     culora_dtype dtype;        /* storage dtype of activations and frozen weights */
     int64_t ld_align;          /* storage-dtype leading dimensions must be multiples of this (elements) */
     culora_stream stream;      /* default stream (NULL on CPU) */
-    char device_name[256];     /* e.g. "NVIDIA H100 80GB HBM3" or "cpu (2 threads)" */
+    char device_name[256];     /* e.g. "NVIDIA H100 80GB HBM3" or "cpu (2 threads, OpenBLAS SkylakeX)" */
     void *impl;                /* backend-private state */
 };
 

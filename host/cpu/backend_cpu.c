@@ -7,6 +7,7 @@
 #include "../relora_ops.h"
 #include "../sgmv_ops.h"
 
+#include <cblas.h>
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -93,7 +94,8 @@ culora_status culora_backend_cpu_create(culora_context *ctx, const culora_contex
     be->ld_align = 1;
     be->stream = NULL;
     be->impl = impl;
-    snprintf(be->device_name, sizeof be->device_name, "cpu (%d threads)", impl->n_threads);
+    snprintf(be->device_name, sizeof be->device_name, "cpu (%d threads, OpenBLAS %s)", impl->n_threads,
+             openblas_get_corename());
     *out = be;
     return CULORA_OK;
 }

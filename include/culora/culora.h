@@ -141,7 +141,8 @@ CULORA_API const char *culora_context_last_error(const culora_context *ctx);
 CULORA_API culora_backend_kind culora_context_backend(const culora_context *ctx);
 /* Name of the backend in use: "cpu" or "cuda". */
 CULORA_API const char *culora_context_backend_name(const culora_context *ctx);
-/* Human-readable device: the GPU's name on CUDA ("NVIDIA H100 80GB HBM3"), "cpu (N threads)" on CPU. */
+/* Human-readable device: the GPU's name on CUDA ("NVIDIA H100 80GB HBM3"); on CPU the threads and
+ * the OpenBLAS kernels in use ("cpu (2 threads, OpenBLAS SkylakeX)"). */
 CULORA_API const char *culora_context_device_name(const culora_context *ctx);
 /* The stream ops run on when they are given NULL (NULL on the CPU backend). */
 CULORA_API culora_stream culora_context_stream(const culora_context *ctx);
