@@ -31,7 +31,7 @@ test: build
 	cd $(BUILD) && ctest --output-on-failure -j$(JOBS)
 
 bench: build
-	./$(BUILD)/bench/bench_lora_linear --quick
+	@set -e; for b in $(BUILD)/bench/bench_*; do echo "== $$b --quick" >&2; "$$b" --quick; done
 
 clean:
 	rm -rf $(BUILD)
