@@ -338,9 +338,12 @@ static void bench_problem(culora_context *ctx, const struct problem *p0, const s
 
     struct ref R = make_ref(p, &h, o->dropout);
     const float s = culora_lora_scaling(&desc);
-    /* Tolerances as in tests/cuda/test_lora_linear_cuda.cpp (bf16: 2^-7 of RMS + 2^-7 relative);
+    /* bf16: 2^-7·(RMS + |ref|) for frozen and fused (one rounding of each output, v and du
+     * rounded once). The unfused chain rounds t = x·Aᵀ, z = t·Bᵀ, the base output y0 and
+     * y = y0 + s·z separately, each a part up to ~5.5·RMS in the tail of 33M elements:
+     * 3·2^-9·5.5 ≈ 0.032·RMS (H100 2026-11-26: worst 0.034·RMS), so 2^-4 for it.
      * fp32 on the CPU backend: 1e-4 (different summation orders only). */
-    const double tol = bf16 ? 1.0 / 128 : 1e-4;
+    const double tol_fused = bf16 ? 1.0 / 128 : 1e-4, tol_unfused = bf16 ? 1.0 / 16 : 1e-4;
     const char *names[3] = {"frozen", "unfused", "fused"};
     const double flops_frozen = 4.0 * (double)m * (double)k * (double)d;
     const double flops_lora = flops_frozen + 6.0 * (double)m * r * (double)(k + d);
@@ -360,6 +363,7 @@ static void bench_problem(culora_context *ctx, const struct problem *p0, const s
         float *y = download(ctx, B.y, B.ldy, m, d, dt), *dx = download(ctx, B.dx, B.lddx, m, k, dt);
         int64_t wrong = 0;
         double err = 0;
+        const double tol = v == 1 ? tol_unfused : tol_fused;
         if (v == 0) {
             wrong += count_wrong(y, R.y0, m * d, tol, &err);
             wrong += count_wrong(dx, R.dx0, m * k, tol, &err);

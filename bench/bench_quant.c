@@ -653,7 +653,16 @@ static void bench_layer(culora_context *ctx, culora_context *cpu, const struct o
         layer_setup(&Lg, ctx, cpu, v, vm, vk, vd, R, &vh);
         int64_t n = 0;
         float *ref = layer_outputs(&Lr, &n), *got = layer_outputs(&Lg, &n);
-        const int64_t wrong = count_wrong(got, ref, n, on_cpu ? 1e-4 : 1.0 / 128);
+        /* y, dx, dA, dB each against its own RMS: dA and dB are sums over m rows, far larger
+         * than y and dx, and one RMS over all four would misjudge both groups */
+        const int64_t parts[4] = {vm * vd, vm * vk, R * vk, vd * R};
+        int64_t wrong = 0, off = 0;
+        for (int q = 0; q < 4; q++) {
+            wrong += count_wrong(got + off, ref + off, parts[q], on_cpu ? 1e-4 : 1.0 / 128);
+            off += parts[q];
+        }
+        if (off != n)
+            wrong = n; /* layer_outputs changed its layout: fail loudly */
         free(ref);
         free(got);
         layer_free(&Lr);

@@ -28,9 +28,10 @@ culora_status culora_check_matrix(culora_context *ctx, const char *op, const cha
                            "%s: leading dimension of %s is %lld, smaller than its %lld columns", op, name,
                            (long long)ld, (long long)cols);
     /* Storage-dtype matrices (activations, weights) need the backend's row alignment; fp32
-     * gradient buffers on a bf16 backend are small and may be dense. */
+     * gradient buffers on a bf16 backend are small and may be dense. A single row (a bias vector)
+     * has no second row to align: its leading dimension is irrelevant. */
     int64_t align = dtype == ctx->be->dtype ? ctx->be->ld_align : 1;
-    if (align > 1 && ld % align != 0)
+    if (align > 1 && rows > 1 && ld % align != 0)
         return culora_fail(ctx, CULORA_ERR_INVALID_ARG,
                            "%s: leading dimension of %s is %lld; the %s backend needs a multiple of %lld "
                            "elements (%lld bytes)",

@@ -5,7 +5,7 @@
 #
 #   1. environment + build for sm_90 with 16 jobs .................. $OUT/build.log
 #   2. ctest -L gpu (CUDA vs CPU, PEFT and bitsandbytes oracles) .... $OUT/ctest-gpu.log
-#   3. benchmarks in --quick mode, one JSON line each .............. $OUT/bench.jsonl (stderr: bench.log)
+#   3. benchmarks in --quick mode (BENCHES=names to pick) .......... $OUT/bench.jsonl (stderr: bench.log)
 #   4. bench/peers/run-all.sh: culora vs PyTorch + PEFT (PEERS=1) .. $OUT/peers.txt
 #   5. compute-sanitizer memcheck over every GPU test binary (small shapes) and racecheck over the
 #      kernels that use shared memory (RACECHECK_FILTER) .......... $OUT/sanitizer.log
@@ -92,6 +92,8 @@ step "ctest -L gpu" "$(verdict $?)"
 bench_ok=PASS
 for b in "$BUILD"/bench/bench_*; do
     [ -x "$b" ] || continue
+    # BENCHES="bench_quant bench_train" runs only those (a rerun inside a short lease)
+    [ -z "${BENCHES:-}" ] || [[ " $BENCHES " == *" $(basename "$b") "* ]] || continue
     [ "$(left)" -gt 20 ] || { bench_ok=INCOMPLETE; break; }
     echo "== $b --quick" >> "$OUT/bench.log"
     timeout "$(cap 60)" "$b" --quick >> "$OUT/bench.jsonl" 2>> "$OUT/bench.log"

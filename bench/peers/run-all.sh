@@ -61,7 +61,7 @@ for line in open(sys.argv[1]):
 print("== LoRA linear fwd+bwd, bf16 (ms; ratio = culora fused / PEFT)")
 for r in (16, 64):
     lin = [x for x in rows if x.get("bench") == "lora_linear" and x.get("r") == r and x.get("m") == 8192]
-    get = lambda key, val: next((x["ms"] for x in lin if x.get(key) == val), float("nan"))
+    get = lambda key, val: next((x["ms"] for x in lin if x.get(key) == val and "ms" in x), float("nan"))
     fused, unfused, frozen = get("variant", "fused"), get("variant", "unfused"), get("variant", "frozen")
     peft_ms, tfrozen = get("impl", "peft_lora"), get("impl", "torch_frozen")
     print(f"r={r:3d}  culora fused {fused:7.3f}  unfused {unfused:7.3f}  frozen {frozen:7.3f} | "

@@ -15,11 +15,13 @@ namespace {
 // bf16 storage: each stored output carries a rounding error of at most 2^-9 relative (half an
 // ulp); the fused path rounds once, the separate path twice (y, dx), and v / du / the dropped-out
 // input are rounded to bf16 before they are multiplied again. So: rtol = 2^-7 (two ulps at the
-// bottom of a binade, covering two roundings), atol = 2^-7 of the output's RMS (outputs near zero
-// are sums of O(RMS) terms whose bf16 errors do not cancel), and the NMSE bound 1.5e-5 ≈ (2^-8)²
-// plus headroom (the RMS relative rounding error of bf16 is about 2^-9/√3).
-// Not yet tuned on a GPU: see docs/kernels/lora_linear.md.
-Tol bf16_tol(const std::vector<double> &ref) { return Tol{std::ldexp(rms(ref), -7), std::ldexp(1.0, -7), 1.5e-5}; }
+// bottom of a binade, covering two roundings); NMSE 1.5e-5 ≈ (2^-8)² plus headroom (the RMS
+// relative rounding error of bf16 is about 2^-9/√3) — the accuracy bound. The elementwise atol
+// catches localised damage (an unwritten tile, a wrong index) and must pass every honest element:
+// an output near zero is a sum of parts each up to ~5·RMS in the tail of 10^6 elements (base term,
+// LoRA term, each rounded), so its error reaches a few 2^-9·5·RMS. Measured on an H100
+// (2026-11-26): worst element at 2.1 × 2^-7·RMS (m512 r64 dropout dx, NMSE 7.7e-6), so atol = 2^-5·RMS.
+Tol bf16_tol(const std::vector<double> &ref) { return Tol{std::ldexp(rms(ref), -5), std::ldexp(1.0, -7), 1.5e-5}; }
 
 struct CudaCase {
     LoraCase c;
@@ -189,14 +191,19 @@ TEST_F(LoraCuda, MergeAndUnmergeMatchCpu)
         bw.download(raw.data(), raw.size());
         std::vector<float> wm = unpack_matrix(raw, CULORA_DTYPE_BF16, rows, cols, cols);
         std::vector<double> rw = to_double(wc);
-        // One bf16 rounding of W0 + Δ: 2^-8 relative covers it; atol for sums that cancel.
-        EXPECT_TRUE(all_close("merged", wm, rw, Tol{std::ldexp(rms(rw), -8), std::ldexp(1.0, -8), 1e-5}));
+        // W0 + Δ in one cuBLASLt GEMM (beta = 1, fp32 compute) would be one rounding (half an ulp),
+        // but the H100 run (2026-11-26, CUDA 13.0) shows up to 1.5 ulp on 127 of 524288 elements
+        // (NMSE 4.8e-6): cuBLASLt's epilogue is not exactly rounded. PEFT's own merge (bf16 B·A, scale,
+        // add) rounds three times. So 2 ulps: rtol 2^-7 (2 ulps at the bottom of a binade) and atol
+        // 2^-7 of the RMS for sums that cancel; NMSE 1e-5 ≈ (2^-8)²·(headroom).
+        EXPECT_TRUE(all_close("merged", wm, rw, Tol{std::ldexp(rms(rw), -7), std::ldexp(1.0, -7), 1e-5}));
         ASSERT_EQ(culora_lora_unmerge(gpu.get(), &desc, bw.ptr(), cols, ba.ptr(), c.k, bb.ptr(), c.r, nullptr),
                   CULORA_OK);
         bw.download(raw.data(), raw.size());
         std::vector<float> wu = unpack_matrix(raw, CULORA_DTYPE_BF16, rows, cols, cols);
-        // Two roundings (merge, unmerge) of values of size |W0| + |Δ|: 2^-7 of the merged RMS.
-        EXPECT_TRUE(all_close("unmerged", wu, to_double(w), Tol{std::ldexp(rms(rw), -7), std::ldexp(1.0, -7), -1}));
+        // Two roundings (merge, unmerge) of values of size |W0| + |Δ| (up to ~4·RMS in the tail):
+        // one ulp of the merged value, measured up to 1.09 × 2^-7·RMS on the H100: atol 2^-6·RMS.
+        EXPECT_TRUE(all_close("unmerged", wu, to_double(w), Tol{std::ldexp(rms(rw), -6), std::ldexp(1.0, -7), -1}));
         EXPECT_TRUE(bw.guard_intact("w0"));
     }
 }
@@ -217,6 +224,9 @@ TEST_F(LoraCuda, CapturesIntoACudaGraphOnTheCallersStream)
     CtxPtr gpu(raw_ctx);
     ASSERT_EQ(culora_context_stream(gpu.get()), (culora_stream)user);
     LoraOut direct = run_lora(gpu.get(), c, in, LoraLayout{true, 0});  // also warms the plan cache
+    ASSERT_EQ(direct.y.size(), (size_t)(c.m * c.d)) << "the direct run failed; nothing to compare the graph with";
+    ASSERT_EQ(direct.dx.size(), (size_t)(c.m * c.k));
+    ASSERT_EQ(direct.da.size(), (size_t)(c.r * c.k));
 
     const int64_t m = c.m, k = c.k, d = c.d, r = c.r;
     const int64_t ldx = round_up(k + r, 8), ldw = ldx, lddy = round_up(d + r, 8);  // as run_lora lays them out

@@ -10,9 +10,11 @@ namespace {
 
 // bf16 storage: v is rounded to bf16 once (rtol 2^-8 at worst) and the CPU keeps it in fp32; y is
 // y0 + v·Bᵀ rounded once, and carries v's rounding through r products. rtol 2^-7 covers two
-// roundings, atol 2^-7 of the output's RMS covers sums of O(RMS) terms whose errors do not cancel;
-// NMSE 1.5e-5 ≈ (2^-8)² with headroom (as tests/cuda/test_lora_linear_cuda.cpp). Not yet run on a GPU.
-Tol bf16_tol(const std::vector<double> &ref) { return Tol{std::ldexp(rms(ref), -7), std::ldexp(1.0, -7), 1.5e-5}; }
+// roundings; NMSE 1.5e-5 ≈ (2^-8)² with headroom is the accuracy bound. The elementwise atol
+// (a detector of localised damage) must cover outputs near zero made of rounded O(5·RMS) parts:
+// measured on an H100 (2026-11-26) up to 1.06 × 2^-7·RMS (k4096 d4096), so atol = 2^-5·RMS as in
+// tests/cuda/test_lora_linear_cuda.cpp.
+Tol bf16_tol(const std::vector<double> &ref) { return Tol{std::ldexp(rms(ref), -5), std::ldexp(1.0, -7), 1.5e-5}; }
 
 class SgmvCudaVsCpu : public CudaTest, public ::testing::WithParamInterface<SgmvCase> {};
 

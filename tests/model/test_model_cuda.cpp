@@ -91,16 +91,22 @@ TEST_P(ModelCuda, LogitsLossAndGradientsMatchPeftInBf16)
     std::vector<float> logits((size_t)(32 * 96));
     ASSERT_EQ(culora_model_logits(g, 0, 32, logits.data()), CULORA_OK);
     std::vector<double> want = to_double(floats(json_object_get(doc, "logits")));
-    // bf16 logits of O(0.1–1): 2^-6 of the RMS absolute plus 2^-6 relative; NMSE from bf16 rounding ≈ 1e-5.
-    EXPECT_TRUE(all_close("logits", logits, want, Tol{std::ldexp(rms(want), -6), std::ldexp(1.0, -6), 1e-4}));
+    // The bar is PEFT itself in bf16 on the same fixture against the same fp32 oracle
+    // (bench/peers/peft_logits.py; H100 2026-11-26: logits NMSE 2.3e-4 gpt2, 9.7e-5 llama; on the
+    // CPU worst element 0.115·RMS gpt2, 0.051·RMS llama; LoRA grads NMSE 1.1e-3 / 3.3e-4, worst
+    // element 0.34·RMS / 0.16·RMS). culora's bf16 model must be no worse than twice that: logits
+    // NMSE 5e-4 and elements within 0.25·RMS; gradients below (the first H100 run measured culora
+    // at logits NMSE 3.0e-4 / 1.2e-4, grads 1.3e-3 / 4.5e-4).
+    EXPECT_TRUE(all_close("logits", logits, want, Tol{0.25 * rms(want), 0.0, 5e-4}));
     ASSERT_EQ(culora_model_zero_grad(g), CULORA_OK);
     ASSERT_EQ(culora_model_zero_grad(c), CULORA_OK);
     ASSERT_EQ(culora_model_backward(g, 1.0f, 0), CULORA_OK) << culora_context_last_error(gpu.get());
     ASSERT_EQ(culora_model_backward(c, 1.0f, 0), CULORA_OK);
     std::vector<float> gg = lora_grads(g);
     std::vector<double> gc = to_double(lora_grads(c));
-    // LoRA gradients through 2 layers of bf16 activations: 2^-5 of the RMS, NMSE 1e-3 (derived, untuned).
-    EXPECT_TRUE(all_close("LoRA grads (CUDA vs CPU)", gg, gc, Tol{std::ldexp(rms(gc), -5), std::ldexp(1.0, -5), 1e-3}));
+    // LoRA gradients against the fp32 CPU backend (which matches the oracle's to 1e-6): twice PEFT's
+    // bf16 error above, NMSE 2.5e-3 and elements within 0.7·RMS.
+    EXPECT_TRUE(all_close("LoRA grads (CUDA vs CPU)", gg, gc, Tol{0.7 * rms(gc), 0.0, 2.5e-3}));
     culora_model_destroy(g);
     culora_model_destroy(c);
     json_decref(doc);

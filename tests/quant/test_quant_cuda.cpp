@@ -26,9 +26,11 @@ std::vector<float> randn(size_t n, uint64_t seed, float scale)
 // bf16 storage, as tests/cuda/test_lora_linear_cuda.cpp explains: each stored output carries up to
 // 2^-9 relative rounding, the paths round once or twice (y, then y += v·Bᵀ), the dequantized W0 is
 // rounded to bf16 once more before the GEMM (the CPU keeps it in fp32), and v / du are bf16 before
-// being multiplied again. rtol = atol/rms = 2^-7 covers two to three such roundings; NMSE 1.5e-5
-// ≈ (2^-8)² with headroom. Not tuned on a GPU yet (docs/kernels/nf4.md).
-Tol bf16_tol(const std::vector<double> &ref) { return Tol{std::ldexp(rms(ref), -7), std::ldexp(1.0, -7), 1.5e-5}; }
+// being multiplied again. rtol 2^-7 covers two to three such roundings; NMSE 1.5e-5 ≈ (2^-8)² with
+// headroom is the accuracy bound. The elementwise atol (a detector of localised damage) must cover
+// outputs near zero that are sums of rounded parts up to ~5·RMS: measured on an H100 (2026-11-26)
+// up to 2.0 × 2^-7·RMS (nf4-dq m512 y), so atol = 2^-5·RMS as for the bf16 layer.
+Tol bf16_tol(const std::vector<double> &ref) { return Tol{std::ldexp(rms(ref), -5), std::ldexp(1.0, -7), 1.5e-5}; }
 
 struct Ctxs {
     CtxPtr cpu = make_ctx(CULORA_BACKEND_CPU);
@@ -201,7 +203,7 @@ TEST_F(QuantCuda, FrozenLinearMatchesCpuOnEveryPath)
         {CULORA_QUANT_NF4, true, 1, 1000, 1024, 0},   // GEMV, DQ, rows not a multiple of 4 warps
         {CULORA_QUANT_FP4, false, 1, 96, 320, 0},     // GEMV, fp4
         {CULORA_QUANT_NF4, true, 1, 96, 320, 4},      // misaligned x: dequantize + GEMM
-        {CULORA_QUANT_NF4, false, 1, 50, 72, 0},      // cols % 32 != 0: dequantize + GEMM
+        {CULORA_QUANT_NF4, false, 1, 56, 72, 0},      // cols % 32 != 0 (56·72 = 63 blocks of 64): dequantize + GEMM
         {CULORA_QUANT_NF4, true, 37, 200, 512, 0},    // m > 1: dequantize + GEMM
         {CULORA_QUANT_INT8, false, 37, 200, 512, 0},  // LLM.int8, no outliers
         {CULORA_QUANT_INT8, false, 1, 256, 1024, 0},  // LLM.int8, one row

@@ -183,7 +183,11 @@ TEST_F(ReloraCuda, RestartMatchesTheCpuReference)
         EXPECT_EQ(got_a, ref.a) << "A re-initialised bit for bit";
         std::vector<uint16_t> want_ac(ref.a.size());
         culora_f32_to_bf16(ref.a.data(), want_ac.data(), want_ac.size());
-        EXPECT_EQ(got_ac, want_ac);
+        // the bf16 copy's valid columns (the padding of its rows, k..lda, is not part of A)
+        int64_t ac_bad = 0;
+        for (int64_t q = 0; q < c.r; q++)
+            for (int64_t j = 0; j < c.k; j++) ac_bad += got_ac[(size_t)(q * lda + j)] != want_ac[(size_t)(q * lda + j)];
+        EXPECT_EQ(ac_bad, 0) << "bf16 copy of A differs from the rounding of the re-initialised A";
         for (int64_t i = 0; i < c.d; i++)
             for (int64_t q = 0; q < c.r; q++) {
                 ASSERT_EQ(got_b[(size_t)(i * ldb + q)], 0.0f);
