@@ -6,6 +6,7 @@
 
 #include <cuda_runtime_api.h>
 
+#include <cstdio>
 #include <tuple>
 
 using namespace culora_test;
@@ -263,15 +264,23 @@ TEST_F(LoraCuda, CapturesIntoACudaGraphOnTheCallersStream)
                                       dy + d * 2, lddy, bdx.ptr(), k, (float *)bda.ptr(), k, (float *)bdb.ptr(), r};
     cudaGraph_t graph = nullptr;
     cudaGraphExec_t exec = nullptr;
+    // This test crashed the process on the host on the first H100 run (2026-11-26), after the
+    // direct run and before any gtest message: unbuffered notes say how far it gets.
+    auto note = [](const char *what) { std::fprintf(stderr, "graph test: %s\n", what); };
+    note("begin capture");
     ASSERT_EQ(cudaStreamBeginCapture(user, cudaStreamCaptureModeThreadLocal), cudaSuccess);
     culora_status fs = culora_lora_linear_forward(gpu.get(), &desc, &fa, nullptr, 0, (culora_stream)user);
+    note("forward enqueued");
     culora_status bs = culora_lora_linear_backward(gpu.get(), &desc, &ba, nullptr, 0, (culora_stream)user);
+    note("backward enqueued");
     ASSERT_EQ(cudaStreamEndCapture(user, &graph), cudaSuccess);
     ASSERT_EQ(fs, CULORA_OK) << culora_context_last_error(gpu.get());
     ASSERT_EQ(bs, CULORA_OK) << culora_context_last_error(gpu.get());
+    note("captured");
     ASSERT_EQ(cudaGraphInstantiate(&exec, graph, 0), cudaSuccess);
     ASSERT_EQ(cudaGraphLaunch(exec, user), cudaSuccess);
     ASSERT_EQ(cudaStreamSynchronize(user), cudaSuccess);
+    note("replayed");
     std::vector<uint8_t> raw(by.bytes());
     by.download(raw.data(), raw.size());
     std::vector<float> y = unpack_matrix(raw, CULORA_DTYPE_BF16, m, d, d);
