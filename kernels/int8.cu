@@ -14,7 +14,7 @@
  *                                                                  int8_epilogue_kernel (32×32 tiles;
  *                                                                  outlier columns staged in smem)
  *   The outlier count stays on the device, so the whole product is enqueue-only and capturable.
- * Not yet run on a GPU (written and compiled on a machine without one): docs/kernels/int8.md.
+ * First run on an H100 on 2026-11-26: tests pass; not timed yet: docs/kernels/int8.md.
  * Ref: host/cpu/int8.c.
  */
 #include "../host/cuda/cuda_quant.h"

@@ -23,7 +23,8 @@
  *                      kgemm_4bit_inference_naive layout): each lane loads 16 B = 32 codes and
  *                      the 32 matching bf16 inputs per step, scales the partial sum by the block
  *                      absmax once per 32 values, warp-sum; rank-r term and bias in the epilogue
- * Not yet run on a GPU (written and compiled on a machine without one): docs/kernels/nf4.md.
+ * First run on an H100 on 2026-11-26: tests pass; GEMV 767–1049 GB/s (nf4-dq), far below the
+ * 85%-of-bandwidth target: docs/kernels/nf4.md.
  * Ref: host/cpu/nf4.c. Bench: bench/bench_quant.c.
  */
 #include "../host/cuda/cuda_quant.h"

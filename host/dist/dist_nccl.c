@@ -8,7 +8,8 @@
  * ncclCommGetAsyncError until it settles, and culora_dist_wait() polls the stream and the async
  * error against the timeout, aborting the communicator on error or timeout (NCCL's documented
  * fault model), so a dead peer never hangs the job. Averages use ncclAvg.
- * Not yet run on a GPU (NCCL cannot place two ranks on one GPU: multi-rank runs need several GPUs).
+ * Run with one rank only (bench_dist --quick on an H100, 2026-11-26: checks pass, docs/distributed.md);
+ * multi-rank NCCL has never run (NCCL cannot place two ranks on one GPU: it needs several GPUs).
  */
 #define _POSIX_C_SOURCE 200809L
 #include "dist_internal.h"
