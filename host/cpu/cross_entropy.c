@@ -3,9 +3,10 @@
  *
  *   lse_i = logsumexp(logits[i,:V]);  loss_i = lse_i − logits[i, target_i]  (rows with a target)
  *   loss = Σ loss_i / n_valid          dlogits[i,j] = grad_scale·(exp(logits[i,j] − lse_i) − [j = target_i]) / den
- * Rows in parallel: e_j = expf(x_j − max) once per logit (kept in dlogits when it is wanted, so
- * the gradient costs no second exp), summed in fp64; then the loss is summed over rows in order
- * and the kept e_j are scaled by grad_scale/(den·Σe). A bad target (not the ignore index, outside
+ * Rows in parallel: e_j = exp(x_j − max) once per logit (kept in dlogits when it is wanted, so
+ * the gradient costs no second exp) by exp_nonpos below, which the compiler vectorises; summed in
+ * fp32 over blocks of 256 and the blocks in fp64; then the loss is summed over rows in order and
+ * the kept e_j are scaled by grad_scale/(den·Σe). A bad target (not the ignore index, outside
  * [0,V)) gives NaN for that row's loss and dlogits. dlogits may be logits (each x_j is read before
  * its e_j is written; the target logit is read first).
  * Workspace (host): Σe and the loss of every row, fp64.
@@ -13,6 +14,34 @@
 #include "cpu_nn.h"
 
 #include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+/* e^x for x <= 0 (a logit minus its row's max), written so that the compiler vectorises it (libm's
+ * expf is a call per element, the largest cost of a GPT-2 step on the CPU): x = n·ln2 + r with
+ * |r| <= ln2/2 (n rounded by the 1.5·2^23 trick, ln2 in two parts as Cody and Waite), e^r by its
+ * degree-7 Taylor polynomial (truncation < 2^-27 relative; with rounding about 1 ulp from expf),
+ * 2^n from the exponent bits. Below −87 the result is 0 where expf gives a denormal: below 2^-125
+ * of the row's largest term, which is 1. NaN stays NaN. */
+static inline float exp_nonpos(float x)
+{
+    const float xc = x < -87.0f ? -87.0f : x;
+    const float n = (xc * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
+    const float r = (xc - n * 0.693359375f) - n * -2.12194440e-4f;
+    float p = 1.0f / 5040.0f;
+    p = p * r + 1.0f / 720.0f;
+    p = p * r + 1.0f / 120.0f;
+    p = p * r + 1.0f / 24.0f;
+    p = p * r + 1.0f / 6.0f;
+    p = p * r + 0.5f;
+    p = p * r + 1.0f;
+    p = p * r + 1.0f;
+    const int32_t bits = ((int32_t)n + 127) << 23;
+    float two_n;
+    memcpy(&two_n, &bits, sizeof two_n);
+    const float y = x < -87.0f ? 0.0f : p * two_n;
+    return x != x ? x : y;
+}
 
 culora_status cpu_cross_entropy_workspace(culora_backend *be, const struct culora_nn_cross_entropy_args *a,
                                           struct culora_nn_ws *ws)
@@ -36,18 +65,26 @@ culora_status cpu_cross_entropy(culora_backend *be, const struct culora_nn_cross
         const bool has_t = t != a->ignore_index && t >= 0 && t < V;
         const float xt = has_t ? x[t] : 0.0f;
         float mx = -INFINITY;
+#pragma omp simd reduction(max : mx)
         for (int64_t j = 0; j < V; j++)
             mx = x[j] > mx ? x[j] : mx;
         double sum = 0.0;
-        if (e) {
-            for (int64_t j = 0; j < V; j++) {
-                const float ej = expf(x[j] - mx);
-                e[j] = ej;
-                sum += ej;
+        for (int64_t j0 = 0; j0 < V; j0 += 256) { /* fp32 within a block (terms <= 1), fp64 across */
+            const int64_t j1 = j0 + 256 < V ? j0 + 256 : V;
+            float part = 0.0f;
+            if (e) {
+#pragma omp simd reduction(+ : part)
+                for (int64_t j = j0; j < j1; j++) {
+                    const float ej = exp_nonpos(x[j] - mx);
+                    e[j] = ej;
+                    part += ej;
+                }
+            } else {
+#pragma omp simd reduction(+ : part)
+                for (int64_t j = j0; j < j1; j++)
+                    part += exp_nonpos(x[j] - mx);
             }
-        } else {
-            for (int64_t j = 0; j < V; j++)
-                sum += expf(x[j] - mx);
+            sum += part;
         }
         sum_e[i] = sum;
         const double lse = mx + log(sum);
