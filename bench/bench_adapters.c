@@ -39,7 +39,7 @@
 #include "bench_util.h"
 
 #include "adapter_model.h"
-#include "blas_core.h"
+#include "cpu_runtime.h"
 #include "cuda_graph.h"
 #include "model/model.h"
 
@@ -493,7 +493,7 @@ static void usage(void)
 
 int main(int argc, char **argv)
 {
-    cli_blas_pick_core(argv);
+    cli_cpu_runtime(argv);
     struct opts o = {.graphs = true, .backend = CULORA_BACKEND_AUTO, .batch_div = 0, .layers = 0, .warmup = -1,
                      .samples = -1};
     bool any_setting = false;

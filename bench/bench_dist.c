@@ -28,7 +28,7 @@
  */
 #define _POSIX_C_SOURCE 200809L
 #include "bench_util.h"
-#include "blas_core.h"
+#include "cpu_runtime.h"
 
 #include "culora/culora_data.h"
 #include "culora/culora_dist.h"
@@ -310,7 +310,7 @@ static void step_row(struct job *j, const struct opts *o, const struct config *c
 
 int main(int argc, char **argv)
 {
-    cli_blas_pick_core(argv);
+    cli_cpu_runtime(argv);
     struct opts o = {false, "auto", NULL, 0, -1};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;

@@ -16,7 +16,7 @@
  */
 #define _POSIX_C_SOURCE 200809L
 #include "bench_util.h"
-#include "blas_core.h"
+#include "cpu_runtime.h"
 
 #include "culora/culora_hub.h"
 
@@ -251,7 +251,7 @@ static void usage(void)
 
 int main(int argc, char **argv)
 {
-    cli_blas_pick_core(argv);
+    cli_cpu_runtime(argv);
     struct opts o = {false, "auto", 20, 5, 40, 0, 0, 0, 0, 0};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;

@@ -17,7 +17,7 @@
  * Output: one JSON line per (shape, variant) with ms, TFLOP/s, ratio to frozen, speed-up over unfused.
  */
 #include "bench_util.h"
-#include "blas_core.h"
+#include "cpu_runtime.h"
 
 #include "backend.h"
 #include "culora/culora_ops.h"
@@ -439,7 +439,7 @@ static void usage(void)
 
 int main(int argc, char **argv)
 {
-    cli_blas_pick_core(argv);
+    cli_cpu_runtime(argv);
     struct opts o = {0};
     o.backend = CULORA_BACKEND_AUTO;
     o.scale = 0;

@@ -25,7 +25,7 @@
  * Output: one JSON line per measurement.
  */
 #include "bench_util.h"
-#include "blas_core.h"
+#include "cpu_runtime.h"
 
 #include "backend.h"
 #include "culora/culora_ops.h"
@@ -708,7 +708,7 @@ static void usage(void)
 
 int main(int argc, char **argv)
 {
-    cli_blas_pick_core(argv);
+    cli_cpu_runtime(argv);
     struct opts o = {0};
     o.backend = CULORA_BACKEND_AUTO;
     o.warmup = o.samples = o.inner = -1;

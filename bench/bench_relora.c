@@ -14,7 +14,7 @@
  * (and, on CUDA, the fp32 master's bf16 copy). One JSON line per (config, rank, prune).
  */
 #include "bench_util.h"
-#include "blas_core.h"
+#include "cpu_runtime.h"
 
 #include "culora/culora_model.h"
 #include "model/model.h"
@@ -92,7 +92,7 @@ static void fill_moments(culora_context *ctx, struct culora_model *m)
 
 int main(int argc, char **argv)
 {
-    cli_blas_pick_core(argv);
+    cli_cpu_runtime(argv);
     const char *cfg_name = NULL, *prune_name = "magnitude";
     int backend = CULORA_BACKEND_AUTO, reps = 3;
     int64_t layers = 0, rank = 128;

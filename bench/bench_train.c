@@ -14,7 +14,7 @@
  * The same step is what bench/peers/ measure for PyTorch + PEFT, so the two can be compared.
  */
 #include "bench_util.h"
-#include "blas_core.h"
+#include "cpu_runtime.h"
 
 #include "culora/culora_model.h"
 #include "culora/culora_quant.h"
@@ -76,7 +76,7 @@ static double matmul_params(const struct config *c)
 
 int main(int argc, char **argv)
 {
-    cli_blas_pick_core(argv);
+    cli_cpu_runtime(argv);
     const char *cfg_name = NULL, *mode_name = "lora";
     int backend = CULORA_BACKEND_AUTO;
     int64_t batch = 0, seq = 0, steps = 0, warmup = -1;

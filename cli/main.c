@@ -5,7 +5,7 @@
  */
 #include "culora/culora.h"
 
-#include "blas_core.h"
+#include "cpu_runtime.h"
 #include "cli.h"
 #include "cli_commands.h"
 
@@ -44,7 +44,7 @@ static void usage(FILE *f)
 
 int main(int argc, char **argv)
 {
-    cli_blas_pick_core(argv);
+    cli_cpu_runtime(argv);
     if (argc < 2) {
         usage(stderr);
         return 2;

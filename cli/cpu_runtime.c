@@ -1,9 +1,9 @@
 /*
- * blas_core.c — OPENBLAS_CORETYPE from the CPU's features when OpenBLAS's detection fell short
- * (see blas_core.h).
+ * cpu_runtime.c — OPENBLAS_CORETYPE from the CPU's features when OpenBLAS's detection fell short,
+ * and OpenMP's passive waiting (see cpu_runtime.h).
  */
 #define _POSIX_C_SOURCE 200809L
-#include "blas_core.h"
+#include "cpu_runtime.h"
 
 #include <cblas.h>
 #include <stdlib.h>
@@ -22,11 +22,12 @@ static int listed(const char *name, const char *const *list)
     return 0;
 }
 
-void cli_blas_pick_core(char **argv)
+/* The OpenBLAS core to ask for, or NULL when OpenBLAS's own choice is good (or was the user's). */
+static const char *core_to_set(void)
 {
 #if defined(__x86_64__) && defined(__GNUC__)
     if (getenv("OPENBLAS_CORETYPE") != NULL) /* the user's choice, or we already re-executed */
-        return;
+        return NULL;
     __builtin_cpu_init();
     const char *want = NULL;
     const char *const *good = NULL;
@@ -40,12 +41,24 @@ void cli_blas_pick_core(char **argv)
     }
     const char *core = openblas_get_corename();
     if (want == NULL || core == NULL || listed(core, good))
-        return;
-    if (setenv("OPENBLAS_CORETYPE", want, 1) != 0)
+        return NULL;
+    return want;
+#else
+    return NULL;
+#endif
+}
+
+void cli_cpu_runtime(char **argv)
+{
+    const char *core = core_to_set();
+    const int set_core = core != NULL && setenv("OPENBLAS_CORETYPE", core, 1) == 0;
+    const int set_wait = getenv("OMP_WAIT_POLICY") == NULL && setenv("OMP_WAIT_POLICY", "passive", 1) == 0;
+    if (!set_core && !set_wait)
         return;
     execv("/proc/self/exe", argv);
-    unsetenv("OPENBLAS_CORETYPE"); /* exec failed: carry on with OpenBLAS's choice */
-#else
-    (void)argv;
-#endif
+    /* exec failed: carry on with the settings this process already has */
+    if (set_core)
+        unsetenv("OPENBLAS_CORETYPE");
+    if (set_wait)
+        unsetenv("OMP_WAIT_POLICY");
 }
