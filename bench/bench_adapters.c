@@ -26,7 +26,7 @@
  * passes). Samples are taken round-robin over the variants of a setting (one pass of each in turn),
  * so a change in machine load hits every variant alike. Reported: median (the table), mean, std,
  * min. CUDA: eager launches for every cell, plus CUDA-graph replay at batch 1 (the table uses the
- * graph there). Defaults: CUDA 20 warm-up passes and 100 samples (--quick: 10 and 50); CPU 1 and
+ * graph there). Defaults: CUDA 20 warm-up passes and 100 samples (--quick: 5 and 20); CPU 1 and
  * 3 — the CPU backend is a reference, not a serving path: one full-size pass at 1×512 takes ~30 s on
  * the 2-core development machine.
  * Scaling on the CPU (every run's JSON says what ran): --batch-div N divides each setting's batch by
@@ -536,8 +536,8 @@ int main(int argc, char **argv)
     const bool cpu = culora_context_backend(ctx) == CULORA_BACKEND_CPU;
     if (o.batch_div == 0) o.batch_div = cpu ? 32 : 1;
     if (o.layers == 0) o.layers = cpu && o.quick ? 4 : 24;
-    if (o.warmup < 0) o.warmup = cpu ? (o.quick ? 0 : 1) : (o.quick ? 10 : 20);
-    if (o.samples < 0) o.samples = cpu ? (o.quick ? 1 : 3) : (o.quick ? 50 : 100);
+    if (o.warmup < 0) o.warmup = cpu ? (o.quick ? 0 : 1) : (o.quick ? 5 : 20);
+    if (o.samples < 0) o.samples = cpu ? (o.quick ? 1 : 3) : (o.quick ? 20 : 100);
     fprintf(stderr, "bench_adapters: backend %s (%s), GPT-2 medium with %lld layers, batch / %lld, %d warm-up + %d "
                     "samples per cell%s\n",
             culora_context_backend_name(ctx), culora_context_device_name(ctx), (long long)o.layers,
