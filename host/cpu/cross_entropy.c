@@ -43,6 +43,41 @@ static inline float exp_nonpos(float x)
     return x != x ? x : y;
 }
 
+/* One row: mx = max_j x_j, e_j = exp(x_j − mx) (stored when e is not NULL), returns Σ e_j, summed
+ * in fp32 over blocks of 256 (terms <= 1) and in fp64 across blocks. Compiled for AVX-512, AVX2 and
+ * the baseline, picked at load time: the same operations in each (no FMA contraction in ISO C), only
+ * the lanes of the fp32 block sums differ. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+__attribute__((target_clones("avx512f", "avx2", "default")))
+#endif
+static double row_exp_sum(const float *x, float *e, int64_t V, float *mx_out)
+{
+    float mx = -INFINITY;
+#pragma omp simd reduction(max : mx)
+    for (int64_t j = 0; j < V; j++)
+        mx = x[j] > mx ? x[j] : mx;
+    double sum = 0.0;
+    for (int64_t j0 = 0; j0 < V; j0 += 256) {
+        const int64_t j1 = j0 + 256 < V ? j0 + 256 : V;
+        float part = 0.0f;
+        if (e) {
+#pragma omp simd reduction(+ : part)
+            for (int64_t j = j0; j < j1; j++) {
+                const float ej = exp_nonpos(x[j] - mx);
+                e[j] = ej;
+                part += ej;
+            }
+        } else {
+#pragma omp simd reduction(+ : part)
+            for (int64_t j = j0; j < j1; j++)
+                part += exp_nonpos(x[j] - mx);
+        }
+        sum += part;
+    }
+    *mx_out = mx;
+    return sum;
+}
+
 culora_status cpu_cross_entropy_workspace(culora_backend *be, const struct culora_nn_cross_entropy_args *a,
                                           struct culora_nn_ws *ws)
 {
@@ -64,28 +99,8 @@ culora_status cpu_cross_entropy(culora_backend *be, const struct culora_nn_cross
         const int64_t t = a->targets[i];
         const bool has_t = t != a->ignore_index && t >= 0 && t < V;
         const float xt = has_t ? x[t] : 0.0f;
-        float mx = -INFINITY;
-#pragma omp simd reduction(max : mx)
-        for (int64_t j = 0; j < V; j++)
-            mx = x[j] > mx ? x[j] : mx;
-        double sum = 0.0;
-        for (int64_t j0 = 0; j0 < V; j0 += 256) { /* fp32 within a block (terms <= 1), fp64 across */
-            const int64_t j1 = j0 + 256 < V ? j0 + 256 : V;
-            float part = 0.0f;
-            if (e) {
-#pragma omp simd reduction(+ : part)
-                for (int64_t j = j0; j < j1; j++) {
-                    const float ej = exp_nonpos(x[j] - mx);
-                    e[j] = ej;
-                    part += ej;
-                }
-            } else {
-#pragma omp simd reduction(+ : part)
-                for (int64_t j = j0; j < j1; j++)
-                    part += exp_nonpos(x[j] - mx);
-            }
-            sum += part;
-        }
+        float mx;
+        const double sum = row_exp_sum(x, e, V, &mx);
         sum_e[i] = sum;
         const double lse = mx + log(sum);
         row_loss[i] = t == a->ignore_index ? 0.0 : has_t ? lse - xt : NAN;
