@@ -257,26 +257,6 @@ static void free_ref(struct ref *R)
     free(R->y); free(R->dx); free(R->da); free(R->db); free(R->y0); free(R->dx0);
 }
 
-/* Elements outside |got - ref| <= tol·(rms(ref) + |ref|); also the max error relative to rms(ref). */
-static int64_t count_wrong(const float *got, const float *ref, int64_t n, double tol, double *max_rel_rms)
-{
-    double ss = 0;
-    for (int64_t i = 0; i < n; i++)
-        ss += (double)ref[i] * ref[i];
-    const double rms = sqrt(ss / (double)n) + 1e-30;
-    int64_t bad = 0;
-    double worst = 0;
-    for (int64_t i = 0; i < n; i++) {
-        double e = fabs((double)got[i] - (double)ref[i]);
-        if (!(e <= tol * (rms + fabs((double)ref[i]))))
-            bad++;
-        if (e / rms > worst || isnan(e))
-            worst = isnan(e) ? INFINITY : e / rms;
-    }
-    *max_rel_rms = fmax(*max_rel_rms, worst);
-    return bad;
-}
-
 /* ---- driver ---------------------------------------------------------------------------------- */
 
 static void bench_problem(culora_context *ctx, const struct problem *p0, const struct opts *o, int *failures)
@@ -365,14 +345,14 @@ static void bench_problem(culora_context *ctx, const struct problem *p0, const s
         double err = 0;
         const double tol = v == 1 ? tol_unfused : tol_fused;
         if (v == 0) {
-            wrong += count_wrong(y, R.y0, m * d, tol, &err);
-            wrong += count_wrong(dx, R.dx0, m * k, tol, &err);
+            wrong += bench_count_wrong(y, R.y0, m * d, tol, &err);
+            wrong += bench_count_wrong(dx, R.dx0, m * k, tol, &err);
         } else {
             float *da = download(ctx, B.da, k, r, k, CULORA_DTYPE_F32), *db = download(ctx, B.db, r, d, r, CULORA_DTYPE_F32);
-            wrong += count_wrong(y, R.y, m * d, tol, &err);
-            wrong += count_wrong(dx, R.dx, m * k, tol, &err);
-            wrong += count_wrong(da, R.da, r * k, tol, &err);
-            wrong += count_wrong(db, R.db, d * r, tol, &err);
+            wrong += bench_count_wrong(y, R.y, m * d, tol, &err);
+            wrong += bench_count_wrong(dx, R.dx, m * k, tol, &err);
+            wrong += bench_count_wrong(da, R.da, r * k, tol, &err);
+            wrong += bench_count_wrong(db, R.db, d * r, tol, &err);
             free(da);
             free(db);
         }

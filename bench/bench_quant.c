@@ -120,20 +120,6 @@ static float *download(culora_context *ctx, const void *src, int64_t rows, int64
     return out;
 }
 
-/* Elements outside |got - ref| <= tol·(rms(ref) + |ref|). */
-static int64_t count_wrong(const float *got, const float *ref, int64_t n, double tol)
-{
-    double ss = 0;
-    for (int64_t i = 0; i < n; i++)
-        ss += (double)ref[i] * ref[i];
-    const double rms = sqrt(ss / (double)n) + 1e-30;
-    int64_t bad = 0;
-    for (int64_t i = 0; i < n; i++)
-        if (!(fabs((double)got[i] - (double)ref[i]) <= tol * (rms + fabs((double)ref[i]))))
-            bad++;
-    return bad;
-}
-
 static culora_context *make_ctx(int backend)
 {
     culora_context_params cp = CULORA_CONTEXT_PARAMS_INIT;
@@ -332,7 +318,7 @@ static void bench_gemv(culora_context *ctx, culora_context *cpu, const struct op
             gemv_call(&s, 0);
             float *got = download(ctx, dy, 1, n, n, dt);
             /* bf16 output rounding and, for bf16 W, cuBLASLt's order: 2^-7 as in the tests */
-            const int64_t wrong = count_wrong(got, ref, n, on_cpu ? 1e-4 : 1.0 / 128);
+            const int64_t wrong = bench_count_wrong(got, ref, n, on_cpu ? 1e-4 : 1.0 / 128, NULL);
             double ms = NAN;
             if (wrong > 0) {
                 fprintf(stderr, "bench_quant: gemv %s [%lld x %lld] is WRONG (%lld elements); not timed\n", names[v],
@@ -662,7 +648,7 @@ static void bench_layer(culora_context *ctx, culora_context *cpu, const struct o
         const int64_t parts[4] = {vm * vd, vm * vk, R * vk, vd * R};
         int64_t wrong = 0, off = 0;
         for (int q = 0; q < 4; q++) {
-            wrong += count_wrong(got + off, ref + off, parts[q], tol);
+            wrong += bench_count_wrong(got + off, ref + off, parts[q], tol, NULL);
             off += parts[q];
         }
         if (off != n)

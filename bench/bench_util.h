@@ -12,6 +12,7 @@
 #include "culora/culora.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,6 +44,29 @@ static inline void bench_json_num(char *buf, size_t n, double v)
         snprintf(buf, n, "%.4f", v);
     else
         snprintf(buf, n, "null");
+}
+
+/* Validation before timing: the number of elements outside |got - ref| <= tol·(rms(ref) + |ref|).
+ * When max_rel_rms is not NULL it is raised to max |got - ref| / rms(ref) (infinity for a NaN). */
+static inline int64_t bench_count_wrong(const float *got, const float *ref, int64_t n, double tol,
+                                        double *max_rel_rms)
+{
+    double ss = 0;
+    for (int64_t i = 0; i < n; i++)
+        ss += (double)ref[i] * ref[i];
+    const double rms = sqrt(ss / (double)n) + 1e-30;
+    int64_t bad = 0;
+    double worst = 0;
+    for (int64_t i = 0; i < n; i++) {
+        const double e = fabs((double)got[i] - (double)ref[i]);
+        if (!(e <= tol * (rms + fabs((double)ref[i]))))
+            bad++;
+        if (e / rms > worst || isnan(e))
+            worst = isnan(e) ? INFINITY : e / rms;
+    }
+    if (max_rel_rms != NULL)
+        *max_rel_rms = fmax(*max_rel_rms, worst);
+    return bad;
 }
 
 /* Exits with a message on failure: benchmarks are programs, not library code. */
