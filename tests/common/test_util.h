@@ -102,6 +102,21 @@ inline double rms(const std::vector<double> &v)
     return v.empty() ? 0 : std::sqrt(s / (double)v.size());
 }
 
+// Tolerance of a CUDA bf16 LoRA output (LoRA linear, QLoRA / int8 layers, SGMV) against the fp32
+// CPU backend. Each stored bf16 value carries up to 2^-9 relative rounding; the paths round an output
+// once or twice (y, then y += v·Bᵀ) and v / du (and a dequantized W0) are rounded to bf16 before
+// they are multiplied again. rtol = 2^-7 (two ulps at the bottom of a binade: two roundings); NMSE
+// 1.5e-5 ≈ (2^-8)² plus headroom (bf16's RMS relative rounding error is about 2^-9/√3) — the
+// accuracy bound. The elementwise atol catches localised damage (an unwritten tile, a wrong index)
+// and must pass every honest element: an output near zero is a sum of rounded parts each up to
+// ~5·RMS in the tail of 10^6 elements, so its error reaches a few 2^-9·5·RMS. Measured on an H100
+// (2026-11-26): worst elements at 2.1 × 2^-7·RMS (LoRA linear m512 r64 dropout dx, NMSE 7.7e-6),
+// 2.0 × (nf4-dq m512 y), 1.06 × (SGMV k4096 d4096); so atol = 2^-5·RMS.
+inline Tol bf16_lora_tol(const std::vector<double> &ref)
+{
+    return Tol{std::ldexp(rms(ref), -5), std::ldexp(1.0, -7), 1.5e-5};
+}
+
 // ---- contexts -------------------------------------------------------------------------------
 
 struct CtxDeleter {
