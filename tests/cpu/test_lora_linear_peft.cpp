@@ -1,6 +1,7 @@
 // test_lora_linear_peft.cpp — external oracle: the CPU backend reproduces PyTorch + PEFT's LoRA
 // linear (output and autograd gradients), for nn.Linear with and without bias, rsLoRA, r = 16,
 // and GPT-2's Conv1D (fan_in_fan_out, W0 stored [in, out]). Fixture: tests/gen/gen_peft_lora_linear.py.
+#include "json_test_util.h"
 #include "lora_ref.h"
 
 #include <jansson.h>
@@ -9,15 +10,7 @@ using namespace culora_test;
 
 namespace {
 
-std::vector<float> floats(json_t *obj, const char *key)
-{
-    std::vector<float> v;
-    json_t *arr = json_object_get(obj, key);
-    size_t i;
-    json_t *e;
-    json_array_foreach(arr, i, e) v.push_back((float)json_number_value(e));
-    return v;
-}
+std::vector<float> floats(json_t *obj, const char *key) { return json_floats(json_object_get(obj, key)); }
 
 }  // namespace
 

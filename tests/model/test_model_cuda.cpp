@@ -1,6 +1,7 @@
 // test_model_cuda.cpp — the transformer on the CUDA backend (bf16 storage, fp32 accumulation)
 // against PyTorch + PEFT (the same fixtures as test_model_oracle.cpp) and against the CPU backend,
 // for GPT-2 and LLaMA with LoRA, and for a QLoRA (NF4-DQ) base. Skips without a GPU.
+#include "json_test_util.h"
 #include "test_util.h"
 
 #include "culora/culora_model.h"
@@ -17,24 +18,6 @@ using namespace culora_test;
 namespace {
 
 std::string data(const std::string &rel) { return std::string(CULORA_TEST_DATA_DIR) + "/model/" + rel; }
-
-std::vector<float> floats(json_t *arr)
-{
-    std::vector<float> v;
-    size_t i;
-    json_t *e;
-    json_array_foreach(arr, i, e) v.push_back((float)json_number_value(e));
-    return v;
-}
-
-std::vector<int32_t> ints(json_t *arr)
-{
-    std::vector<int32_t> v;
-    size_t i;
-    json_t *e;
-    json_array_foreach(arr, i, e) v.push_back((int32_t)json_integer_value(e));
-    return v;
-}
 
 culora_model *load(culora_context *ctx, const std::string &arch, int32_t qformat)
 {
@@ -81,7 +64,7 @@ TEST_P(ModelCuda, LogitsLossAndGradientsMatchPeftInBf16)
     ASSERT_TRUE(gpu && cpu);
     culora_model *g = load(gpu.get(), arch, 0), *c = load(cpu.get(), arch, 0);
     ASSERT_TRUE(g && c);
-    std::vector<int32_t> tok = ints(json_object_get(doc, "tokens")), tgt = ints(json_object_get(doc, "targets"));
+    std::vector<int32_t> tok = json_ints(json_object_get(doc, "tokens")), tgt = json_ints(json_object_get(doc, "targets"));
     float lg = 0, lc = 0;
     ASSERT_EQ(culora_model_forward(g, tok.data(), tgt.data(), 2, 16, &lg), CULORA_OK) << culora_context_last_error(gpu.get());
     ASSERT_EQ(culora_model_forward(c, tok.data(), tgt.data(), 2, 16, &lc), CULORA_OK);
@@ -90,7 +73,7 @@ TEST_P(ModelCuda, LogitsLossAndGradientsMatchPeftInBf16)
     EXPECT_NEAR(lg, json_number_value(json_object_get(doc, "loss")), 2e-2);
     std::vector<float> logits((size_t)(32 * 96));
     ASSERT_EQ(culora_model_logits(g, 0, 32, logits.data()), CULORA_OK);
-    std::vector<double> want = to_double(floats(json_object_get(doc, "logits")));
+    std::vector<double> want = to_double(json_floats(json_object_get(doc, "logits")));
     // The bar is PEFT itself in bf16 on the same fixture against the same fp32 oracle
     // (bench/peers/peft_logits.py; H100 2026-11-26: logits NMSE 2.3e-4 gpt2, 9.7e-5 llama; on the
     // CPU worst element 0.115·RMS gpt2, 0.051·RMS llama; LoRA grads NMSE 1.1e-3 / 3.3e-4, worst

@@ -2,6 +2,7 @@
 // (fixtures: tests/gen/gen_model_fixtures.py): tiny GPT-2 and LLaMA (GQA) models with a LoRA
 // adapter on every attention and MLP linear — logits, loss, every LoRA gradient, and the losses of
 // five AdamW steps.
+#include "json_test_util.h"
 #include "test_util.h"
 
 #include "culora/culora_model.h"
@@ -17,24 +18,6 @@ using namespace culora_test;
 namespace {
 
 std::string data(const std::string &rel) { return std::string(CULORA_TEST_DATA_DIR) + "/model/" + rel; }
-
-std::vector<float> floats(json_t *arr)
-{
-    std::vector<float> v;
-    size_t i;
-    json_t *e;
-    json_array_foreach(arr, i, e) v.push_back((float)json_number_value(e));
-    return v;
-}
-
-std::vector<int32_t> ints(json_t *arr)
-{
-    std::vector<int32_t> v;
-    size_t i;
-    json_t *e;
-    json_array_foreach(arr, i, e) v.push_back((int32_t)json_integer_value(e));
-    return v;
-}
 
 struct ModelDeleter {
     void operator()(culora_model *m) const { culora_model_destroy(m); }
@@ -84,7 +67,8 @@ TEST_P(ModelOracle, LogitsLossAndLoraGradientsMatchPeft)
     EXPECT_EQ(culora_model_n_lora_modules(m.get()), arch == "gpt2" ? 8 : 14);
     const int64_t B = json_integer_value(json_object_get(doc, "batch")), T = json_integer_value(json_object_get(doc, "seq"));
     const int64_t V = json_integer_value(json_object_get(doc, "vocab"));
-    std::vector<int32_t> tokens = ints(json_object_get(doc, "tokens")), targets = ints(json_object_get(doc, "targets"));
+    std::vector<int32_t> tokens = json_ints(json_object_get(doc, "tokens")),
+                         targets = json_ints(json_object_get(doc, "targets"));
     float loss = 0;
     ASSERT_EQ(culora_model_forward(m.get(), tokens.data(), targets.data(), B, T, &loss), CULORA_OK)
         << culora_context_last_error(ctx.get());
@@ -92,7 +76,7 @@ TEST_P(ModelOracle, LogitsLossAndLoraGradientsMatchPeft)
     EXPECT_NEAR(loss, json_number_value(json_object_get(doc, "loss")), 2e-5);
     std::vector<float> logits((size_t)(B * T * V));
     ASSERT_EQ(culora_model_logits(m.get(), 0, B * T, logits.data()), CULORA_OK);
-    std::vector<double> want = to_double(floats(json_object_get(doc, "logits")));
+    std::vector<double> want = to_double(json_floats(json_object_get(doc, "logits")));
     EXPECT_TRUE(all_close("logits", logits, want, Tol{2e-5 * rms(want), 2e-5, 1e-10}));
 
     ASSERT_EQ(culora_model_backward(m.get(), 1.0f, 0), CULORA_OK) << culora_context_last_error(ctx.get());
@@ -102,8 +86,8 @@ TEST_P(ModelOracle, LogitsLossAndLoraGradientsMatchPeft)
         const mlora &lo = m->loras[i];
         json_t *g = json_object_get(grads, lo.name);
         ASSERT_NE(g, nullptr) << "no PEFT gradient for " << lo.name;
-        std::vector<double> ga = to_double(floats(json_object_get(g, "lora_A"))),
-                            gb = to_double(floats(json_object_get(g, "lora_B")));
+        std::vector<double> ga = to_double(json_floats(json_object_get(g, "lora_A"))),
+                            gb = to_double(json_floats(json_object_get(g, "lora_B")));
         // Gradients pass through a few more fp32 sums than the logits: 1e-4 of their RMS.
         EXPECT_TRUE(all_close((std::string(lo.name) + ".lora_A").c_str(), grad_of(m.get(), lo.A), ga,
                               Tol{1e-4 * rms(ga), 1e-4, 1e-8}));
@@ -123,9 +107,10 @@ TEST_P(ModelOracle, FiveAdamwStepsGiveTorchsLosses)
     ModelPtr m = load(ctx.get(), arch, CULORA_MODE_LORA);
     ASSERT_TRUE(m);
     const int64_t B = json_integer_value(json_object_get(doc, "batch")), T = json_integer_value(json_object_get(doc, "seq"));
-    std::vector<int32_t> tokens = ints(json_object_get(doc, "tokens")), targets = ints(json_object_get(doc, "targets"));
+    std::vector<int32_t> tokens = json_ints(json_object_get(doc, "tokens")),
+                         targets = json_ints(json_object_get(doc, "targets"));
     json_t *ad = json_object_get(doc, "adamw");
-    std::vector<float> want = floats(json_object_get(ad, "losses"));
+    std::vector<float> want = json_floats(json_object_get(ad, "losses"));
     for (size_t step = 0; step < want.size(); step++) {
         float loss = 0;
         ASSERT_EQ(culora_model_forward(m.get(), tokens.data(), targets.data(), B, T, &loss), CULORA_OK);

@@ -2,6 +2,7 @@
 // stories260K (llama2.c) converted by culora, against transformers' logits and its 200-token
 // greedy continuation (fixture: tests/gen/gen_stories260k_fixture.py); and a short LoRA fine-tune
 // of it on Shakespeare that lowers its loss. Skips without ../shared/data.
+#include "json_test_util.h"
 #include "test_util.h"
 
 #include "culora/culora_io.h"
@@ -19,15 +20,6 @@ extern "C" {
 using namespace culora_test;
 
 namespace {
-
-std::vector<int32_t> ints(json_t *arr)
-{
-    std::vector<int32_t> v;
-    size_t i;
-    json_t *e;
-    json_array_foreach(arr, i, e) v.push_back((int32_t)json_integer_value(e));
-    return v;
-}
 
 }  // namespace
 
@@ -47,7 +39,8 @@ TEST(Stories260k, LogitsAndGreedyGenerationMatchTransformers)
     culora_model *m = nullptr;
     ASSERT_EQ(culora_model_load(ctx.get(), dir.c_str(), &mp, &m), CULORA_OK) << culora_context_last_error(ctx.get());
 
-    std::vector<int32_t> tokens = ints(json_object_get(doc, "tokens")), positions = ints(json_object_get(doc, "positions"));
+    std::vector<int32_t> tokens = json_ints(json_object_get(doc, "tokens")),
+                         positions = json_ints(json_object_get(doc, "positions"));
     ASSERT_EQ(culora_model_forward(m, tokens.data(), nullptr, 1, (int64_t)tokens.size(), nullptr), CULORA_OK);
     const int64_t V = culora_model_get_config(m)->vocab_size;
     json_t *logits = json_object_get(doc, "logits");
@@ -63,8 +56,8 @@ TEST(Stories260k, LogitsAndGreedyGenerationMatchTransformers)
     }
 
     json_t *greedy = json_object_get(doc, "greedy");
-    std::vector<int32_t> want = ints(json_object_get(greedy, "tokens"));
-    std::vector<int32_t> prompt_ids = ints(json_object_get(greedy, "prompt"));
+    std::vector<int32_t> want = json_ints(json_object_get(greedy, "tokens"));
+    std::vector<int32_t> prompt_ids = json_ints(json_object_get(greedy, "prompt"));
     ASSERT_EQ(prompt_ids.size(), 1u);
     const int32_t prompt = prompt_ids[0];
     culora_generate_params gp = CULORA_GENERATE_PARAMS_INIT;

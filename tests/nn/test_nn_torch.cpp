@@ -3,6 +3,7 @@
 // LlamaRMSNorm, LlamaRotaryEmbedding + apply_rotary_pos_emb (rotate_half, restarting positions),
 // repeat_kv causal attention (GQA), GELU-tanh, SiLU·up, cross_entropy(ignore_index=-100),
 // torch.optim.AdamW (three steps) and nn.Embedding — outputs and autograd gradients.
+#include "json_test_util.h"
 #include "nn_run.h"
 
 #include <jansson.h>
@@ -26,22 +27,12 @@ struct Json {
 
 std::vector<float> floats(json_t *obj, const char *key)
 {
-    std::vector<float> v;
-    size_t i;
-    json_t *e;
-    json_array_foreach(json_object_get(obj, key), i, e) v.push_back((float)json_number_value(e));
+    std::vector<float> v = culora_test::json_floats(json_object_get(obj, key));
     EXPECT_FALSE(v.empty()) << key;
     return v;
 }
 
-std::vector<int32_t> ints(json_t *obj, const char *key)
-{
-    std::vector<int32_t> v;
-    size_t i;
-    json_t *e;
-    json_array_foreach(json_object_get(obj, key), i, e) v.push_back((int32_t)json_integer_value(e));
-    return v;
-}
+std::vector<int32_t> ints(json_t *obj, const char *key) { return culora_test::json_ints(json_object_get(obj, key)); }
 
 int64_t num(json_t *obj, const char *key) { return json_integer_value(json_object_get(obj, key)); }
 double real(json_t *obj, const char *key) { return json_number_value(json_object_get(obj, key)); }
