@@ -1,8 +1,9 @@
-// hub_test_util.h — what the LoraHub tests share: tiny model configs, random PEFT adapters for
-// them, example sets from memory.
+// hub_test_util.h — what the LoraHub tests share: random PEFT adapters for the tiny models of
+// tiny_models.h, example sets from memory.
 #pragma once
 
 #include "test_util.h"
+#include "tiny_models.h"
 
 #include "culora/culora_data.h"
 #include "culora/culora_hub.h"
@@ -26,53 +27,6 @@ struct DatasetDeleter {
     void operator()(culora_dataset *d) const { culora_dataset_destroy(d); }
 };
 using DatasetPtr = std::unique_ptr<culora_dataset, DatasetDeleter>;
-
-inline culora_model_config hub_tiny_llama()
-{
-    culora_model_config c;
-    std::memset(&c, 0, sizeof c);
-    c.arch = CULORA_ARCH_LLAMA;
-    std::snprintf(c.architecture, sizeof c.architecture, "LlamaForCausalLM");
-    c.vocab_size = 256;
-    c.hidden_size = 32;
-    c.n_layers = 2;
-    c.n_heads = 4;
-    c.n_kv_heads = 2;
-    c.head_dim = 8;
-    c.intermediate_size = 64;
-    c.max_position_embeddings = 64;
-    c.norm_eps = 1e-5;
-    c.activation = CULORA_ACT_SILU;
-    c.rope_type = CULORA_ROPE_DEFAULT;
-    c.rope_theta = 10000.0;
-    c.bos_token_id = -1;
-    c.eos_token_id = -1;
-    return c;
-}
-
-inline culora_model_config hub_tiny_gpt2()
-{
-    culora_model_config c;
-    std::memset(&c, 0, sizeof c);
-    c.arch = CULORA_ARCH_GPT2;
-    std::snprintf(c.architecture, sizeof c.architecture, "GPT2LMHeadModel");
-    c.vocab_size = 256;
-    c.hidden_size = 32;
-    c.n_layers = 2;
-    c.n_heads = 4;
-    c.n_kv_heads = 4;
-    c.head_dim = 8;
-    c.intermediate_size = 128;
-    c.max_position_embeddings = 64;
-    c.norm_eps = 1e-5;
-    c.activation = CULORA_ACT_GELU_TANH;
-    c.tie_word_embeddings = true;
-    c.attention_bias = true;
-    c.mlp_bias = true;
-    c.bos_token_id = -1;
-    c.eos_token_id = -1;
-    return c;
-}
 
 // A PEFT adapter with random A and B (init_lora_weights "false": both uniform, as nn.Linear) on
 // the given targets, exported from a LORA model; `scale` multiplies B so the adapters matter.

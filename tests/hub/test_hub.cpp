@@ -33,7 +33,7 @@ struct HubSetup {
 
     HubSetup(bool gpt2, int32_t n_adapters = 3)
     {
-        cfg = gpt2 ? hub_tiny_gpt2() : hub_tiny_llama();
+        cfg = gpt2 ? tiny_gpt2_config() : tiny_llama_config();
         const char *const *t = gpt2 ? kGpt2Targets : kLlamaTargets;
         const size_t nt = gpt2 ? 3 : 4;
         for (int32_t i = 0; i < n_adapters; i++)
@@ -403,7 +403,7 @@ TEST(HubSearch, GradLowersTheObjectiveFromTheUniformStart)
 TEST(HubBadInput, MismatchedAdaptersAreRefusedNamingTheDifference)
 {
     auto ctx = make_ctx(CULORA_BACKEND_CPU);
-    culora_model_config cfg = hub_tiny_llama();
+    culora_model_config cfg = tiny_llama_config();
     AdapterPtr a = random_adapter(ctx.get(), cfg, kLlamaTargets, 4, 4, 8, 1);
     AdapterPtr r8 = random_adapter(ctx.get(), cfg, kLlamaTargets, 4, 8, 8, 2);
     AdapterPtr alpha = random_adapter(ctx.get(), cfg, kLlamaTargets, 4, 4, 16, 3);

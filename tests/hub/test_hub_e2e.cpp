@@ -101,7 +101,7 @@ std::string temp_dir(const std::string &name)
 // the mixed task's few-shot and held-out sets, built once for the file.
 struct World {
     CtxPtr ctx = make_ctx(CULORA_BACKEND_CPU);
-    culora_model_config cfg = hub_tiny_llama();
+    culora_model_config cfg = tiny_llama_config();
     std::string dir = temp_dir("world"), base = dir + "/base";
     std::vector<AdapterPtr> ads;
     std::string fewshot = task(5, 900, {kDigits, kVowels});

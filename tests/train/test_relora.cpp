@@ -6,6 +6,7 @@
 // is requantized with its error in the metrics, and ReLoRA rank r learns what LoRA rank r cannot
 // (a total update of rank > r; its singular values are printed).
 #include "test_util.h"
+#include "tiny_models.h"
 
 #include "culora/culora_data.h"
 #include "culora/culora_model.h"
@@ -33,62 +34,6 @@ using namespace culora_test;
 
 namespace {
 
-culora_model_config tiny_llama()
-{
-    culora_model_config c;
-    std::memset(&c, 0, sizeof c);
-    c.arch = CULORA_ARCH_LLAMA;
-    std::snprintf(c.architecture, sizeof c.architecture, "LlamaForCausalLM");
-    c.vocab_size = 256;
-    c.hidden_size = 32;
-    c.n_layers = 2;
-    c.n_heads = 4;
-    c.n_kv_heads = 2;
-    c.head_dim = 8;
-    c.intermediate_size = 64;
-    c.max_position_embeddings = 64;
-    c.norm_eps = 1e-5;
-    c.activation = CULORA_ACT_SILU;
-    c.rope_type = CULORA_ROPE_DEFAULT;
-    c.rope_theta = 10000.0;
-    c.bos_token_id = -1;
-    c.eos_token_id = -1;
-    return c;
-}
-
-const char *kText =
-    "the quick brown fox jumps over the lazy dog. the quick brown fox jumps over the lazy dog. "
-    "a stitch in time saves nine. a stitch in time saves nine. the quick brown fox jumps again. ";
-
-const char *kAll[7] = {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"};
-
-culora_model_config tiny_gpt2()
-{
-    culora_model_config c;
-    std::memset(&c, 0, sizeof c);
-    c.arch = CULORA_ARCH_GPT2;
-    std::snprintf(c.architecture, sizeof c.architecture, "GPT2LMHeadModel");
-    c.vocab_size = 256;
-    c.hidden_size = 32;
-    c.n_layers = 2;
-    c.n_heads = 4;
-    c.n_kv_heads = 4;
-    c.head_dim = 8;
-    c.intermediate_size = 128;
-    c.max_position_embeddings = 64;
-    c.norm_eps = 1e-5;
-    c.activation = CULORA_ACT_GELU_TANH;
-    c.tie_word_embeddings = true;
-    c.attention_bias = true;
-    c.mlp_bias = true;
-    c.rope_type = CULORA_ROPE_NONE;
-    c.bos_token_id = -1;
-    c.eos_token_id = -1;
-    return c;
-}
-
-const char *kGpt2[3] = {"c_attn", "c_proj", "c_fc"};
-
 struct Opts {
     bool gpt2 = false;
     int64_t steps = 24, every = 6, warm = 0, warmup = 2, restart_warmup = 2;
@@ -99,7 +44,7 @@ struct Opts {
     const char *ckpt = nullptr;
     int64_t ckpt_every = 0;
     const char *metrics = nullptr;
-    const char *text = kText;
+    const char *text = kTinyText;
     int32_t batch = 2, seq = 16;
 };
 
@@ -128,11 +73,11 @@ struct RRun {
         lp.batch_size = o.batch;
         lp.seed = 5;
         EXPECT_EQ(culora_loader_create(ctx.get(), ds, &lp, &ld), CULORA_OK) << msg();
-        culora_model_config cfg = o.gpt2 ? tiny_gpt2() : tiny_llama();
+        culora_model_config cfg = o.gpt2 ? tiny_gpt2_config() : tiny_llama_config();
         lc.r = o.rank;
         lc.lora_alpha = 2.0 * o.rank;
         lc.lora_dropout = o.dropout;
-        lc.target_modules = o.gpt2 ? kGpt2 : kAll;
+        lc.target_modules = o.gpt2 ? kGpt2Linears : kLlamaLinears;
         lc.n_target_modules = o.gpt2 ? 3 : 7;
         lc.fan_in_fan_out = o.gpt2;
         culora_model_params mp = CULORA_MODEL_PARAMS_INIT;
@@ -734,11 +679,11 @@ TEST(Relora, RefusesWhatItCannotDo)
     Opts fa;
     RRun rf(fa, false);
     culora_model_destroy(rf.model);
-    culora_model_config cfg = tiny_llama();
+    culora_model_config cfg = tiny_llama_config();
     culora_model_params mp = CULORA_MODEL_PARAMS_INIT;
     mp.mode = CULORA_MODE_LORA_FA;
     mp.lora = &rf.lc;
-    rf.lc.target_modules = kAll;
+    rf.lc.target_modules = kLlamaLinears;
     rf.lc.n_target_modules = 7;
     mp.max_batch = 2;
     mp.max_seq = 16;
@@ -775,7 +720,7 @@ TEST(Relora, RankOneRestartsLearnWhatRankOneLoraCannot)
     // A frozen random base, rank-1 adapters on every linear, nothing else trained: plain LoRA can
     // move each weight along one direction only; ReLoRA merges a new direction at every restart.
     std::string text;
-    for (int i = 0; i < 6; i++) text += kText;
+    for (int i = 0; i < 6; i++) text += kTinyText;
     Opts o;
     o.steps = 240;
     o.every = 20;

@@ -5,6 +5,7 @@
 // training run on CUDA against the same run on the CPU, and its resume across a restart.
 // Label gpu: skips without a device.
 #include "test_util.h"
+#include "tiny_models.h"
 
 #include "culora/culora_data.h"
 #include "culora/culora_model.h"
@@ -202,11 +203,6 @@ TEST_F(ReloraCuda, RestartMatchesTheCpuReference)
 
 namespace {
 
-const char *kText =
-    "the quick brown fox jumps over the lazy dog. the quick brown fox jumps over the lazy dog. "
-    "a stitch in time saves nine. a stitch in time saves nine. the quick brown fox jumps again. ";
-const char *kAll[7] = {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"};
-
 struct GpuRun {
     CtxPtr ctx;
     culora_tokenizer *tok = nullptr;
@@ -223,7 +219,7 @@ struct GpuRun {
         culora_dataset_params dp = CULORA_DATASET_PARAMS_INIT;
         dp.format = CULORA_DATA_FORMAT_TEXT;
         dp.seq_len = 16;
-        EXPECT_EQ(culora_dataset_create_from_memory(ctx.get(), tok, "mem.txt", kText, std::strlen(kText), &dp, &ds),
+        EXPECT_EQ(culora_dataset_create_from_memory(ctx.get(), tok, "mem.txt", kTinyText, std::strlen(kTinyText), &dp, &ds),
                   CULORA_OK);
         culora_loader_params lp = CULORA_LOADER_PARAMS_INIT;
         lp.batch_size = 2;
@@ -236,7 +232,7 @@ struct GpuRun {
         c.vocab_size = 256, c.hidden_size = 64, c.n_layers = 2, c.n_heads = 4, c.n_kv_heads = 2, c.head_dim = 16;
         c.intermediate_size = 128, c.max_position_embeddings = 64, c.norm_eps = 1e-5, c.activation = CULORA_ACT_SILU;
         c.rope_type = CULORA_ROPE_DEFAULT, c.rope_theta = 10000.0, c.bos_token_id = -1, c.eos_token_id = -1;
-        lc.r = 8, lc.lora_alpha = 16, lc.lora_dropout = 0.0, lc.target_modules = kAll, lc.n_target_modules = 7;
+        lc.r = 8, lc.lora_alpha = 16, lc.lora_dropout = 0.0, lc.target_modules = kLlamaLinears, lc.n_target_modules = 7;
         culora_model_params mp = CULORA_MODEL_PARAMS_INIT;
         mp.mode = CULORA_MODE_LORA, mp.lora = &lc, mp.seed = 11, mp.max_batch = 2, mp.max_seq = 16;
         EXPECT_EQ(culora_model_create(ctx.get(), &c, 3, &mp, &model), CULORA_OK) << culora_context_last_error(ctx.get());

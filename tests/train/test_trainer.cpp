@@ -3,6 +3,7 @@
 // steps are skipped without touching the weights, corrupted or mismatched checkpoints are refused,
 // old checkpoints are pruned, metrics are JSON lines.
 #include "test_util.h"
+#include "tiny_models.h"
 
 #include "culora/culora_data.h"
 #include "culora/culora_model.h"
@@ -20,33 +21,6 @@ extern "C" {
 using namespace culora_test;
 
 namespace {
-
-culora_model_config tiny_llama()
-{
-    culora_model_config c;
-    std::memset(&c, 0, sizeof c);
-    c.arch = CULORA_ARCH_LLAMA;
-    std::snprintf(c.architecture, sizeof c.architecture, "LlamaForCausalLM");
-    c.vocab_size = 256;
-    c.hidden_size = 32;
-    c.n_layers = 2;
-    c.n_heads = 4;
-    c.n_kv_heads = 2;
-    c.head_dim = 8;
-    c.intermediate_size = 64;
-    c.max_position_embeddings = 64;
-    c.norm_eps = 1e-5;
-    c.activation = CULORA_ACT_SILU;
-    c.rope_type = CULORA_ROPE_DEFAULT;
-    c.rope_theta = 10000.0;
-    c.bos_token_id = -1;
-    c.eos_token_id = -1;
-    return c;
-}
-
-const char *kText =
-    "the quick brown fox jumps over the lazy dog. the quick brown fox jumps over the lazy dog. "
-    "a stitch in time saves nine. a stitch in time saves nine. the quick brown fox jumps again. ";
 
 // Everything one run needs, built the same way every time (so two runs can be compared).
 struct TrainRun {
@@ -67,7 +41,7 @@ struct TrainRun {
         culora_dataset_params dp = CULORA_DATASET_PARAMS_INIT;
         dp.format = CULORA_DATA_FORMAT_TEXT;
         dp.seq_len = 16;
-        EXPECT_EQ(culora_dataset_create_from_memory(ctx.get(), tok, "mem.txt", kText, std::strlen(kText), &dp, &ds),
+        EXPECT_EQ(culora_dataset_create_from_memory(ctx.get(), tok, "mem.txt", kTinyText, std::strlen(kTinyText), &dp, &ds),
                   CULORA_OK)
             << culora_context_last_error(ctx.get());
         culora_loader_params lp = CULORA_LOADER_PARAMS_INIT;
@@ -75,7 +49,7 @@ struct TrainRun {
         lp.seed = 5;
         lp.shuffle = shuffle;
         EXPECT_EQ(culora_loader_create(ctx.get(), ds, &lp, &ld), CULORA_OK) << culora_context_last_error(ctx.get());
-        culora_model_config cfg = tiny_llama();
+        culora_model_config cfg = tiny_llama_config();
         lc.r = 4;
         lc.lora_alpha = 8;
         lc.lora_dropout = dropout;
