@@ -85,7 +85,7 @@ culora_status culora_resolve_workspace(culora_context *ctx, const char *op, void
     return CULORA_OK;
 }
 
-static culora_status need_op(culora_context *ctx, bool present, const char *op)
+culora_status culora_need_op(culora_context *ctx, const char *op, bool present)
 {
     if (!present)
         return culora_fail(ctx, CULORA_ERR_UNSUPPORTED, "%s: not implemented by the %s backend", op,
@@ -187,7 +187,7 @@ culora_status culora_lora_linear_workspace_size(culora_context *ctx, const culor
     static const char op[] = "culora_lora_linear_workspace_size";
     CULORA_TRY(culora_context_check(ctx));
     CULORA_TRY(check_desc(ctx, op, desc, true));
-    CULORA_TRY(need_op(ctx, ctx->be->iface->lora_linear_workspace != NULL, op));
+    CULORA_TRY(culora_need_op(ctx, op, ctx->be->iface->lora_linear_workspace != NULL));
     size_t f = 0, b = 0;
     CULORA_TRY(ctx->be->iface->lora_linear_workspace(ctx->be, desc, &f, &b));
     if (fwd_bytes)
@@ -229,7 +229,7 @@ culora_status culora_lora_linear_forward(culora_context *ctx, const culora_lora_
     CULORA_TRY(no_overlap(ctx, op, &v, inputs, 5));
     CULORA_TRY(no_overlap(ctx, op, &y, &v, 1));
 
-    CULORA_TRY(need_op(ctx, ctx->be->iface->lora_linear_fwd != NULL, op));
+    CULORA_TRY(culora_need_op(ctx, op, ctx->be->iface->lora_linear_fwd != NULL));
     size_t need = 0;
     CULORA_TRY(ctx->be->iface->lora_linear_workspace(ctx->be, desc, &need, NULL));
     culora_workspace ws;
@@ -277,7 +277,7 @@ culora_status culora_lora_linear_backward(culora_context *ctx, const culora_lora
         CULORA_TRY(no_overlap(ctx, op, &outs[i], outs + i + 1, 3 - i));
     }
 
-    CULORA_TRY(need_op(ctx, ctx->be->iface->lora_linear_bwd != NULL, op));
+    CULORA_TRY(culora_need_op(ctx, op, ctx->be->iface->lora_linear_bwd != NULL));
     size_t need = 0;
     CULORA_TRY(ctx->be->iface->lora_linear_workspace(ctx->be, desc, NULL, &need));
     culora_workspace ws;
@@ -302,7 +302,7 @@ static culora_status lora_merge_dispatch(culora_context *ctx, const char *op, fl
     const struct view w = {"w0", w0, wr, wc, ldw0, es};
     const struct view in[] = {{"a", a, desc->r, desc->k, lda, es}, {"b", b, desc->d, desc->r, ldb, es}};
     CULORA_TRY(no_overlap(ctx, op, &w, in, 2));
-    CULORA_TRY(need_op(ctx, ctx->be->iface->lora_merge != NULL, op));
+    CULORA_TRY(culora_need_op(ctx, op, ctx->be->iface->lora_merge != NULL));
     culora_workspace ws;
     CULORA_TRY(culora_resolve_workspace(ctx, op, NULL, 0, 0, &ws));
     const struct culora_lora_merge_args args = {desc, sign, w0, ldw0, a, lda, b, ldb};
@@ -343,7 +343,7 @@ culora_status culora_op_gemm(culora_context *ctx, const struct culora_gemm_args 
     CULORA_TRY(culora_check_matrix(ctx, op, "c", g->c, g->m, g->n, g->ldc, g->c_dtype));
     if (g->bias != NULL)
         CULORA_TRY(culora_check_matrix(ctx, op, "bias", g->bias, 1, g->n, g->n, g->c_dtype));
-    CULORA_TRY(need_op(ctx, ctx->be->iface->gemm != NULL, op));
+    CULORA_TRY(culora_need_op(ctx, op, ctx->be->iface->gemm != NULL));
     culora_workspace ws;
     CULORA_TRY(culora_resolve_workspace(ctx, op, workspace, workspace_bytes, 0, &ws));
     return ctx->be->iface->gemm(ctx->be, g, &ws, stream ? stream : ctx->be->stream);
@@ -357,6 +357,6 @@ culora_status culora_op_axpby(culora_context *ctx, const struct culora_axpby_arg
         return culora_fail(ctx, CULORA_ERR_INVALID_ARG, "%s: args is NULL", op);
     CULORA_TRY(culora_check_matrix(ctx, op, "x", g->x, g->m, g->n, g->ldx, ctx->be->dtype));
     CULORA_TRY(culora_check_matrix(ctx, op, "y", g->y, g->m, g->n, g->ldy, ctx->be->dtype));
-    CULORA_TRY(need_op(ctx, ctx->be->iface->axpby != NULL, op));
+    CULORA_TRY(culora_need_op(ctx, op, ctx->be->iface->axpby != NULL));
     return ctx->be->iface->axpby(ctx->be, g, stream ? stream : ctx->be->stream);
 }

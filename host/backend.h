@@ -124,6 +124,9 @@ culora_status culora_check_matrix(culora_context *ctx, const char *op, const cha
  * conservative byte-range test otherwise). */
 bool culora_views_overlap(const void *p1, int64_t rows1, int64_t cols1, int64_t ld1,
                           const void *p2, int64_t rows2, int64_t cols2, int64_t ld2, size_t esize);
+/* CULORA_ERR_UNSUPPORTED naming the op and the backend when `present` (the backend has the op) is
+ * false. */
+culora_status culora_need_op(culora_context *ctx, const char *op, bool present);
 /* Resolves the workspace for a call (NULL: the context's) and checks it holds `need` bytes. */
 culora_status culora_resolve_workspace(culora_context *ctx, const char *op, void *workspace,
                                        size_t workspace_bytes, size_t need, culora_workspace *out);

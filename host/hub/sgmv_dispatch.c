@@ -80,8 +80,6 @@ culora_status culora_op_sgmv(culora_context *ctx, const struct culora_sgmv_args 
         spans_meet(yb, ye, bb, be_))
         return culora_fail(ctx, CULORA_ERR_INVALID_ARG, "%s: output y overlaps x, a, b or v", op);
 
-    if (ctx->be->sgmv == NULL || ctx->be->sgmv->fwd == NULL)
-        return culora_fail(ctx, CULORA_ERR_UNSUPPORTED, "%s: not implemented by the %s backend", op,
-                           ctx->be->iface->name);
+    CULORA_TRY(culora_need_op(ctx, op, ctx->be->sgmv != NULL && ctx->be->sgmv->fwd != NULL));
     return ctx->be->sgmv->fwd(ctx->be, a, stream != NULL ? stream : ctx->be->stream);
 }

@@ -23,7 +23,7 @@ culora_status culora_nn_gelu_fwd(culora_context *ctx, const struct culora_nn_gel
     const struct nn_view out = {"y", a->y, a->n, a->c, a->ldy, es, true};
     const struct nn_view in = {"x", a->x, a->n, a->c, a->ldx, es, false};
     CULORA_TRY(nn_no_overlap(ctx, op, &out, 1, &in, 1));
-    CULORA_TRY(nn_need(ctx, op, ctx->be->nn && ctx->be->nn->gelu_fwd));
+    CULORA_TRY(culora_need_op(ctx, op, ctx->be->nn && ctx->be->nn->gelu_fwd));
     return ctx->be->nn->gelu_fwd(ctx->be, a, nn_stream(ctx, stream));
 }
 
@@ -45,7 +45,7 @@ culora_status culora_nn_gelu_bwd(culora_context *ctx, const struct culora_nn_gel
         {"dy", a->dy, n, c, a->lddy, es, false},
     };
     CULORA_TRY(nn_no_overlap(ctx, op, &out, 1, ins, 2));
-    CULORA_TRY(nn_need(ctx, op, ctx->be->nn && ctx->be->nn->gelu_bwd));
+    CULORA_TRY(culora_need_op(ctx, op, ctx->be->nn && ctx->be->nn->gelu_bwd));
     return ctx->be->nn->gelu_bwd(ctx->be, a, nn_stream(ctx, stream));
 }
 
@@ -67,7 +67,7 @@ culora_status culora_nn_swiglu_fwd(culora_context *ctx, const struct culora_nn_s
         {"up", a->up, n, c, a->ldup, es, false},
     };
     CULORA_TRY(nn_no_overlap(ctx, op, &out, 1, ins, 2));
-    CULORA_TRY(nn_need(ctx, op, ctx->be->nn && ctx->be->nn->swiglu_fwd));
+    CULORA_TRY(culora_need_op(ctx, op, ctx->be->nn && ctx->be->nn->swiglu_fwd));
     return ctx->be->nn->swiglu_fwd(ctx->be, a, nn_stream(ctx, stream));
 }
 
@@ -96,7 +96,7 @@ culora_status culora_nn_swiglu_bwd(culora_context *ctx, const struct culora_nn_s
         {"dy", a->dy, n, c, a->lddy, es, false},
     };
     CULORA_TRY(nn_no_overlap(ctx, op, outs, 2, ins, 3));
-    CULORA_TRY(nn_need(ctx, op, ctx->be->nn && ctx->be->nn->swiglu_bwd));
+    CULORA_TRY(culora_need_op(ctx, op, ctx->be->nn && ctx->be->nn->swiglu_bwd));
     return ctx->be->nn->swiglu_bwd(ctx->be, a, nn_stream(ctx, stream));
 }
 
@@ -118,6 +118,6 @@ culora_status culora_nn_add(culora_context *ctx, const struct culora_nn_add_args
         {"b", a->b, n, c, a->ldb, es, false},
     };
     CULORA_TRY(nn_no_overlap(ctx, op, &out, 1, ins, 2));
-    CULORA_TRY(nn_need(ctx, op, ctx->be->nn && ctx->be->nn->add));
+    CULORA_TRY(culora_need_op(ctx, op, ctx->be->nn && ctx->be->nn->add));
     return ctx->be->nn->add(ctx->be, a, nn_stream(ctx, stream));
 }

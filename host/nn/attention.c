@@ -83,7 +83,7 @@ culora_status culora_nn_attention_fwd(culora_context *ctx, const struct culora_n
     };
     CULORA_TRY(nn_no_overlap(ctx, op, outs, 2, ins, 3));
     const struct culora_nn_i *nn = ctx->be->nn;
-    CULORA_TRY(nn_need(ctx, op, nn && nn->attention_fwd));
+    CULORA_TRY(culora_need_op(ctx, op, nn && nn->attention_fwd));
     struct culora_nn_ws need = {0, 0};
     if (nn->attention_fwd_workspace)
         CULORA_TRY(nn->attention_fwd_workspace(ctx->be, a, &need));
@@ -138,7 +138,7 @@ culora_status culora_nn_attention_bwd(culora_context *ctx, const struct culora_n
     };
     CULORA_TRY(nn_no_overlap(ctx, op, outs, 3, ins, 5));
     const struct culora_nn_i *nn = ctx->be->nn;
-    CULORA_TRY(nn_need(ctx, op, nn && nn->attention_bwd));
+    CULORA_TRY(culora_need_op(ctx, op, nn && nn->attention_bwd));
     struct culora_nn_ws need = {0, 0};
     if (nn->attention_bwd_workspace)
         CULORA_TRY(nn->attention_bwd_workspace(ctx->be, a, &need));

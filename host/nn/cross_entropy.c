@@ -65,7 +65,7 @@ culora_status culora_nn_cross_entropy(culora_context *ctx, const struct culora_n
     /* dlogits may be logits exactly; the scalar outputs may not touch either. */
     CULORA_TRY(nn_no_overlap(ctx, op, outs, 4, ins, 2));
     const struct culora_nn_i *nn = ctx->be->nn;
-    CULORA_TRY(nn_need(ctx, op, nn && nn->cross_entropy));
+    CULORA_TRY(culora_need_op(ctx, op, nn && nn->cross_entropy));
     struct culora_nn_ws need = {0, 0};
     if (nn->cross_entropy_workspace)
         CULORA_TRY(nn->cross_entropy_workspace(ctx->be, a, &need));

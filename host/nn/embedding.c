@@ -30,7 +30,7 @@ culora_status culora_nn_embedding_fwd(culora_context *ctx, const struct culora_n
         {"wpe", a->wpe, a->n_pos, a->c, a->ldwpe, es, false},
     };
     CULORA_TRY(nn_no_overlap(ctx, op, &out, 1, ins, 4));
-    CULORA_TRY(nn_need(ctx, op, ctx->be->nn && ctx->be->nn->embedding_fwd));
+    CULORA_TRY(culora_need_op(ctx, op, ctx->be->nn && ctx->be->nn->embedding_fwd));
     return ctx->be->nn->embedding_fwd(ctx->be, a, nn_stream(ctx, stream));
 }
 
@@ -89,7 +89,7 @@ culora_status culora_nn_embedding_bwd(culora_context *ctx, const struct culora_n
     CULORA_TRY(nn_no_overlap(ctx, op, outs, 2, ins, 3));
     if (a->dwte == NULL && a->dwpe == NULL)
         return CULORA_OK; /* both tables frozen: nothing to do */
-    CULORA_TRY(nn_need(ctx, op, ctx->be->nn && ctx->be->nn->embedding_bwd));
+    CULORA_TRY(culora_need_op(ctx, op, ctx->be->nn && ctx->be->nn->embedding_bwd));
     struct culora_nn_ws need = {0, 0};
     if (ctx->be->nn->embedding_bwd_workspace)
         CULORA_TRY(ctx->be->nn->embedding_bwd_workspace(ctx->be, a, &need));

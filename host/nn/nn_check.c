@@ -81,14 +81,6 @@ culora_status nn_no_overlap(culora_context *ctx, const char *op, const struct nn
     return CULORA_OK;
 }
 
-culora_status nn_need(culora_context *ctx, const char *op, bool present)
-{
-    if (!present)
-        return culora_fail(ctx, CULORA_ERR_UNSUPPORTED, "%s: not implemented by the %s backend", op,
-                           ctx->be->iface->name);
-    return CULORA_OK;
-}
-
 culora_status nn_workspace(culora_context *ctx, const char *op, void *workspace, size_t workspace_bytes,
                            const struct culora_nn_ws *need, culora_workspace *out)
 {

@@ -32,8 +32,6 @@ culora_status nn_check_vec(culora_context *ctx, const char *op, const char *name
  * are skipped. */
 culora_status nn_no_overlap(culora_context *ctx, const char *op, const struct nn_view *outs, int n_outs,
                             const struct nn_view *ins, int n_ins);
-/* The backend has the op, else CULORA_ERR_UNSUPPORTED. */
-culora_status nn_need(culora_context *ctx, const char *op, bool present);
 /* Resolves the call's workspace (NULL: the context's) and checks it holds need->min_bytes. */
 culora_status nn_workspace(culora_context *ctx, const char *op, void *workspace, size_t workspace_bytes,
                            const struct culora_nn_ws *need, culora_workspace *out);

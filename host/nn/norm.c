@@ -54,7 +54,7 @@ culora_status culora_nn_layernorm_fwd(culora_context *ctx, const struct culora_n
         {"beta", a->beta, 1, c, c, es, false},
     };
     CULORA_TRY(nn_no_overlap(ctx, op, outs, 3, ins, 3));
-    CULORA_TRY(nn_need(ctx, op, NN_BE(ctx) && NN_BE(ctx)->layernorm_fwd));
+    CULORA_TRY(culora_need_op(ctx, op, NN_BE(ctx) && NN_BE(ctx)->layernorm_fwd));
     return NN_BE(ctx)->layernorm_fwd(ctx->be, a, nn_stream(ctx, stream));
 }
 
@@ -103,7 +103,7 @@ culora_status culora_nn_layernorm_bwd(culora_context *ctx, const struct culora_n
         {"dout", a->dout, n, c, a->lddout, es, false},
     };
     CULORA_TRY(nn_no_overlap(ctx, op, outs, 3, ins, 5));
-    CULORA_TRY(nn_need(ctx, op, NN_BE(ctx) && NN_BE(ctx)->layernorm_bwd));
+    CULORA_TRY(culora_need_op(ctx, op, NN_BE(ctx) && NN_BE(ctx)->layernorm_bwd));
     struct culora_nn_ws need = {0, 0};
     if (NN_BE(ctx)->layernorm_bwd_workspace)
         CULORA_TRY(NN_BE(ctx)->layernorm_bwd_workspace(ctx->be, a, &need));
@@ -139,7 +139,7 @@ culora_status culora_nn_rmsnorm_fwd(culora_context *ctx, const struct culora_nn_
         {"gamma", a->gamma, 1, c, c, es, false},
     };
     CULORA_TRY(nn_no_overlap(ctx, op, outs, 2, ins, 2));
-    CULORA_TRY(nn_need(ctx, op, NN_BE(ctx) && NN_BE(ctx)->rmsnorm_fwd));
+    CULORA_TRY(culora_need_op(ctx, op, NN_BE(ctx) && NN_BE(ctx)->rmsnorm_fwd));
     return NN_BE(ctx)->rmsnorm_fwd(ctx->be, a, nn_stream(ctx, stream));
 }
 
@@ -185,7 +185,7 @@ culora_status culora_nn_rmsnorm_bwd(culora_context *ctx, const struct culora_nn_
         {"dout", a->dout, n, c, a->lddout, es, false},
     };
     CULORA_TRY(nn_no_overlap(ctx, op, outs, 2, ins, 4));
-    CULORA_TRY(nn_need(ctx, op, NN_BE(ctx) && NN_BE(ctx)->rmsnorm_bwd));
+    CULORA_TRY(culora_need_op(ctx, op, NN_BE(ctx) && NN_BE(ctx)->rmsnorm_bwd));
     struct culora_nn_ws need = {0, 0};
     if (NN_BE(ctx)->rmsnorm_bwd_workspace)
         CULORA_TRY(NN_BE(ctx)->rmsnorm_bwd_workspace(ctx->be, a, &need));
@@ -224,7 +224,7 @@ culora_status culora_nn_bias_grad(culora_context *ctx, const struct culora_nn_bi
     const struct nn_view out = {"dbias", a->dbias, 1, c, c, 4, false};
     const struct nn_view in = {"dy", a->dy, n, c, a->lddy, nn_es(ctx), false};
     CULORA_TRY(nn_no_overlap(ctx, op, &out, 1, &in, 1));
-    CULORA_TRY(nn_need(ctx, op, NN_BE(ctx) && NN_BE(ctx)->bias_grad));
+    CULORA_TRY(culora_need_op(ctx, op, NN_BE(ctx) && NN_BE(ctx)->bias_grad));
     struct culora_nn_ws need = {0, 0};
     if (NN_BE(ctx)->bias_grad_workspace)
         CULORA_TRY(NN_BE(ctx)->bias_grad_workspace(ctx->be, a, &need));

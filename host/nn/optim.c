@@ -42,7 +42,7 @@ culora_status culora_nn_adamw(culora_context *ctx, const struct culora_nn_adamw_
     };
     const struct nn_view in = {"grad", a->grad, 1, n, n, 4, false};
     CULORA_TRY(nn_no_overlap(ctx, op, outs, 4, &in, 1));
-    CULORA_TRY(nn_need(ctx, op, ctx->be->nn && ctx->be->nn->adamw));
+    CULORA_TRY(culora_need_op(ctx, op, ctx->be->nn && ctx->be->nn->adamw));
     return ctx->be->nn->adamw(ctx->be, a, nn_stream(ctx, stream));
 }
 
@@ -74,7 +74,7 @@ culora_status culora_nn_grad_norm(culora_context *ctx, const struct culora_nn_gr
     const struct nn_view in = {"grad", a->grad, 1, a->n, a->n, 4, false};
     CULORA_TRY(nn_no_overlap(ctx, op, &out, 1, &in, 1));
     const struct culora_nn_i *nn = ctx->be->nn;
-    CULORA_TRY(nn_need(ctx, op, nn && nn->grad_norm));
+    CULORA_TRY(culora_need_op(ctx, op, nn && nn->grad_norm));
     struct culora_nn_ws need = {0, 0};
     if (nn->grad_norm_workspace)
         CULORA_TRY(nn->grad_norm_workspace(ctx->be, a, &need));
@@ -96,6 +96,6 @@ culora_status culora_nn_cast(culora_context *ctx, const struct culora_nn_cast_ar
     const struct nn_view out = {"dst", a->dst, 1, a->n, a->n, es, false};
     const struct nn_view in = {"src", a->src, 1, a->n, a->n, 4, false};
     CULORA_TRY(nn_no_overlap(ctx, op, &out, 1, &in, 1));
-    CULORA_TRY(nn_need(ctx, op, ctx->be->nn && ctx->be->nn->cast));
+    CULORA_TRY(culora_need_op(ctx, op, ctx->be->nn && ctx->be->nn->cast));
     return ctx->be->nn->cast(ctx->be, a, nn_stream(ctx, stream));
 }

@@ -45,7 +45,7 @@ static culora_status rope_dispatch(culora_context *ctx, const char *op, const st
     };
     CULORA_TRY(nn_no_overlap(ctx, op, &out, 1, ins, 2));
     const struct culora_nn_i *nn = ctx->be->nn;
-    CULORA_TRY(nn_need(ctx, op, nn && (backward ? nn->rope_bwd : nn->rope_fwd)));
+    CULORA_TRY(culora_need_op(ctx, op, nn && (backward ? nn->rope_bwd : nn->rope_fwd)));
     return (backward ? nn->rope_bwd : nn->rope_fwd)(ctx->be, a, nn_stream(ctx, stream));
 }
 

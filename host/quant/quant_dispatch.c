@@ -13,14 +13,6 @@
 /* ---------------------------------------------------------------------------------------- */
 /* Checks                                                                                    */
 
-static culora_status need_op(culora_context *ctx, bool present, const char *op)
-{
-    if (ctx->be->quant == NULL || !present)
-        return culora_fail(ctx, CULORA_ERR_UNSUPPORTED, "%s: not implemented by the %s backend", op,
-                           ctx->be->iface->name);
-    return CULORA_OK;
-}
-
 /* A named view for overlap checks: [rows, cols] with leading dimension ld, esize-byte elements.
  * Quantized-weight buffers are one-row byte views. */
 struct range {
@@ -139,7 +131,7 @@ culora_status culora_quantize_workspace_size(culora_context *ctx, const culora_q
     CULORA_TRY(culora_quant_check_desc(ctx, op, desc));
     if (bytes == NULL)
         return culora_fail(ctx, CULORA_ERR_INVALID_ARG, "%s: bytes is NULL", op);
-    CULORA_TRY(need_op(ctx, ctx->be->quant && ctx->be->quant->quantize_workspace, op));
+    CULORA_TRY(culora_need_op(ctx, op, ctx->be->quant && ctx->be->quant->quantize_workspace));
     return ctx->be->quant->quantize_workspace(ctx->be, desc, bytes);
 }
 
@@ -159,7 +151,7 @@ culora_status culora_quantize(culora_context *ctx, const culora_quant_desc *desc
         CULORA_TRY(no_overlap(ctx, op, &outs[i], &in, 1));
         CULORA_TRY(no_overlap(ctx, op, &outs[i], outs + i + 1, n_out - i - 1));
     }
-    CULORA_TRY(need_op(ctx, ctx->be->quant && ctx->be->quant->quantize && ctx->be->quant->quantize_workspace, op));
+    CULORA_TRY(culora_need_op(ctx, op, ctx->be->quant && ctx->be->quant->quantize && ctx->be->quant->quantize_workspace));
     size_t need = 0;
     CULORA_TRY(ctx->be->quant->quantize_workspace(ctx->be, desc, &need));
     culora_workspace ws;
@@ -180,7 +172,7 @@ culora_status culora_dequantize(culora_context *ctx, const culora_quant_desc *de
     CULORA_TRY(check_plain_matrix(ctx, op, "out", out, desc->rows, desc->cols, ldout, out_dtype));
     const struct range o = matrix_range("out", out, desc->rows, desc->cols, ldout, culora_dtype_size(out_dtype));
     CULORA_TRY(no_overlap(ctx, op, &o, ins, n_in));
-    CULORA_TRY(need_op(ctx, ctx->be->quant && ctx->be->quant->dequantize, op));
+    CULORA_TRY(culora_need_op(ctx, op, ctx->be->quant && ctx->be->quant->dequantize));
     const struct culora_dequantize_args a = {desc, q, out, ldout, out_dtype};
     return ctx->be->quant->dequantize(ctx->be, &a, stream ? stream : ctx->be->stream);
 }
@@ -216,7 +208,7 @@ culora_status culora_quant_linear_workspace_size(culora_context *ctx, const culo
         return culora_fail(ctx, CULORA_ERR_INVALID_ARG, "%s: m = %lld must be >= 1", op, (long long)m);
     if (bytes == NULL)
         return culora_fail(ctx, CULORA_ERR_INVALID_ARG, "%s: bytes is NULL", op);
-    CULORA_TRY(need_op(ctx, ctx->be->quant && ctx->be->quant->linear_workspace, op));
+    CULORA_TRY(culora_need_op(ctx, op, ctx->be->quant && ctx->be->quant->linear_workspace));
     return ctx->be->quant->linear_workspace(ctx->be, qdesc, NULL, m, bytes, NULL);
 }
 
@@ -244,7 +236,7 @@ culora_status culora_quant_linear_forward(culora_context *ctx, const culora_quan
     ins[n_in++] = matrix_range("bias", bias, 1, qdesc->rows, qdesc->rows, es);
     const struct range yr = matrix_range("y", y, m, qdesc->rows, ldy, es);
     CULORA_TRY(no_overlap(ctx, op, &yr, ins, n_in));
-    CULORA_TRY(need_op(ctx, ctx->be->quant && ctx->be->quant->linear_fwd && ctx->be->quant->linear_workspace, op));
+    CULORA_TRY(culora_need_op(ctx, op, ctx->be->quant && ctx->be->quant->linear_fwd && ctx->be->quant->linear_workspace));
     size_t need = 0;
     CULORA_TRY(ctx->be->quant->linear_workspace(ctx->be, qdesc, NULL, m, &need, NULL));
     culora_workspace ws;
@@ -310,7 +302,7 @@ culora_status culora_lora_linear_quant_workspace_size(culora_context *ctx, const
     CULORA_TRY(culora_context_check(ctx));
     CULORA_TRY(culora_quant_check_desc(ctx, op, qdesc));
     CULORA_TRY(check_lora(ctx, op, desc, qdesc));
-    CULORA_TRY(need_op(ctx, ctx->be->quant && ctx->be->quant->linear_workspace, op));
+    CULORA_TRY(culora_need_op(ctx, op, ctx->be->quant && ctx->be->quant->linear_workspace));
     size_t f = 0, b = 0;
     CULORA_TRY(ctx->be->quant->linear_workspace(ctx->be, qdesc, desc, desc->m, &f, &b));
     if (fwd_bytes)
@@ -354,7 +346,7 @@ culora_status culora_lora_linear_quant_forward(culora_context *ctx, const culora
     CULORA_TRY(no_overlap(ctx, op, &y, ins, n_in));
     CULORA_TRY(no_overlap(ctx, op, &v, ins, n_in));
     CULORA_TRY(no_overlap(ctx, op, &y, &v, 1));
-    CULORA_TRY(need_op(ctx, ctx->be->quant && ctx->be->quant->linear_fwd && ctx->be->quant->linear_workspace, op));
+    CULORA_TRY(culora_need_op(ctx, op, ctx->be->quant && ctx->be->quant->linear_fwd && ctx->be->quant->linear_workspace));
     size_t need = 0;
     CULORA_TRY(ctx->be->quant->linear_workspace(ctx->be, qdesc, desc, m, &need, NULL));
     culora_workspace ws;
@@ -409,7 +401,7 @@ culora_status culora_lora_linear_quant_backward(culora_context *ctx, const culor
         CULORA_TRY(no_overlap(ctx, op, &outs[i], ins, n_in));
         CULORA_TRY(no_overlap(ctx, op, &outs[i], outs + i + 1, 3 - i));
     }
-    CULORA_TRY(need_op(ctx, ctx->be->quant && ctx->be->quant->linear_bwd && ctx->be->quant->linear_workspace, op));
+    CULORA_TRY(culora_need_op(ctx, op, ctx->be->quant && ctx->be->quant->linear_bwd && ctx->be->quant->linear_workspace));
     size_t need = 0;
     CULORA_TRY(ctx->be->quant->linear_workspace(ctx->be, qdesc, desc, m, NULL, &need));
     culora_workspace ws;

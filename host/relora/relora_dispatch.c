@@ -111,7 +111,7 @@ culora_status culora_relora_restart_workspace(culora_context *ctx, const struct 
     *bytes = 0;
     CULORA_TRY(check(ctx, op, a));
     const struct culora_relora_i *ri = ctx->be->relora;
-    CULORA_TRY(nn_need(ctx, op, ri != NULL && ri->reset_workspace != NULL));
+    CULORA_TRY(culora_need_op(ctx, op, ri != NULL && ri->reset_workspace != NULL));
     return ri->reset_workspace(ctx->be, a, bytes);
 }
 
@@ -122,7 +122,7 @@ culora_status culora_relora_restart(culora_context *ctx, const struct culora_rel
     CULORA_TRY(culora_context_check(ctx));
     CULORA_TRY(check(ctx, op, a));
     const struct culora_relora_i *ri = ctx->be->relora;
-    CULORA_TRY(nn_need(ctx, op, ri != NULL && ri->reset != NULL && ri->reset_workspace != NULL));
+    CULORA_TRY(culora_need_op(ctx, op, ri != NULL && ri->reset != NULL && ri->reset_workspace != NULL));
     size_t need = 0;
     CULORA_TRY(ri->reset_workspace(ctx->be, a, &need));
     culora_workspace ws;
