@@ -12,28 +12,13 @@ usage: bnb_quant.py [--samples N] [--quick]
 """
 import argparse
 import json
-import statistics
 
 import torch
 import bitsandbytes as bnb
 import bitsandbytes.functional as F
 import peft
 
-
-def timed(fn, n_warm, n_samples, inner=1):
-    for i in range(n_warm):
-        fn(i)
-    torch.cuda.synchronize()
-    ts = []
-    for s in range(n_samples):
-        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        a.record()
-        for i in range(inner):
-            fn(s * inner + i)
-        b.record()
-        b.synchronize()
-        ts.append(a.elapsed_time(b) / inner)
-    return statistics.median(ts)
+from cuda_timing import median_ms
 
 
 def emit(**kv):
@@ -55,14 +40,14 @@ def gemv(d, k, samples):
         y = bnb.matmul_4bit(x, qs[0][0].t(), quant_state=qs[0][1])
         ref = x.float() @ w_ref.float().t()
         err = float(torch.linalg.norm(y.float() - ref) / torch.linalg.norm(ref))
-        ms = timed(lambda i: bnb.matmul_4bit(x, qs[i % copies][0].t(), quant_state=qs[i % copies][1]), 10, samples, 20)
+        ms = median_ms(lambda i: bnb.matmul_4bit(x, qs[i % copies][0].t(), quant_state=qs[i % copies][1]), 10, samples, 20)
         scale_bytes = (d * k // 64) * (1 if dq else 4) + ((d * k // 64 // 256) * 4 if dq else 0)
         nbytes = d * k // 2 + scale_bytes + 2 * (k + d)
         emit(suite="gemv", variant="nf4-dq" if dq else "nf4", d=d, k=k, ms=ms, gbps=nbytes / ms / 1e6,
              rel_err_vs_dequant=err)
         del qs
     ws = [torch.randn(d, k, device="cuda", dtype=torch.bfloat16) for _ in range(max(2, int(2 * l2 // (2 * d * k)) + 1))]
-    ms = timed(lambda i: x @ ws[i % len(ws)].t(), 10, samples, 20)
+    ms = median_ms(lambda i: x @ ws[i % len(ws)].t(), 10, samples, 20)
     emit(suite="gemv", variant="bf16", d=d, k=k, ms=ms, gbps=(2 * d * k + 2 * (k + d)) / ms / 1e6)
     del ws
     torch.cuda.empty_cache()
@@ -94,7 +79,7 @@ def layer(m, k, d, r, samples):
                 p.grad = None
             model(x).backward(dys[i % 4])
 
-        ms = timed(step, 5, samples)
+        ms = median_ms(step, 5, samples)
         emit(suite="layer", variant=variant, m=m, k=k, d=d, r=r, ms=ms)
         del model, base, xs, dys
         torch.cuda.empty_cache()

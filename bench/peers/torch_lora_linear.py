@@ -10,25 +10,11 @@ that repeated runs do not measure the L2 cache on one buffer.
 """
 import argparse
 import json
-import statistics
 
 import torch
 import peft
 
-
-def bench(fn, warmup, samples):
-    for _ in range(warmup):
-        fn(0)
-    torch.cuda.synchronize()
-    times = []
-    for i in range(samples):
-        s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        s.record()
-        fn(i)
-        e.record()
-        e.synchronize()
-        times.append(s.elapsed_time(e))
-    return statistics.median(times)
+from cuda_timing import median_ms
 
 
 def main():
@@ -68,8 +54,8 @@ def main():
             y = base(x)
             y.backward(dys[i % 4])
 
-        t_frozen = bench(step_frozen, args.warmup, args.samples)
-        t_lora = bench(step_lora, args.warmup, args.samples)
+        t_frozen = median_ms(step_frozen, args.warmup, args.samples)
+        t_lora = median_ms(step_lora, args.warmup, args.samples)
         flops_frozen = 4.0 * m * k * d
         flops_lora = flops_frozen + 6.0 * m * r * (k + d)  # LoRA terms: fwd 2mr(k+d), bwd (dA, dB, dx) 4mr(k+d)
         for name, t, fl in (("torch_frozen", t_frozen, flops_frozen), ("peft_lora", t_lora, flops_lora)):
