@@ -83,16 +83,6 @@ static int32_t rand_token(int64_t vocab)
     return (int32_t)(rng_state % (uint64_t)vocab);
 }
 
-static void *xmalloc(size_t bytes)
-{
-    void *p = malloc(bytes > 0 ? bytes : 1);
-    if (p == NULL) {
-        fprintf(stderr, "bench_adapters: out of host memory (%zu bytes)\n", bytes);
-        exit(1);
-    }
-    return p;
-}
-
 static culora_model_config gpt2_config(int64_t layers, int64_t d, int64_t heads, int64_t vocab, int64_t positions)
 {
     culora_model_config c;
@@ -182,13 +172,13 @@ static int check_reference(culora_context *ctx)
     const culora_model_config cfg = gpt2_config(2, 64, 4, 101, 32);
     culora_model *base = make_base(ctx, &cfg, 1);
     const int64_t B = 2, T = 7, n = B * T, V = cfg.vocab_size;
-    int32_t *tok = xmalloc((size_t)n * sizeof *tok);
+    int32_t *tok = bench_xmalloc((size_t)n * sizeof *tok);
     for (int64_t i = 0; i < n; i++)
         tok[i] = rand_token(V);
     adapter_buffers *buf = NULL;
     BENCH_CHECK(ctx, adapter_buffers_create(base, B, T, 5, 3, &buf));
     BENCH_CHECK(ctx, adapter_buffers_set_tokens(buf, tok, B, T));
-    float *got = xmalloc((size_t)(n * V) * sizeof *got);
+    float *got = bench_xmalloc((size_t)(n * V) * sizeof *got);
     double *ref[N_KINDS];
     const int32_t r[N_KINDS] = {0, 3, 5, 4}; /* ragged ranks: LoRA q/v 3 (fused rank 6), L 5, H 4 */
     int failures = 0;
@@ -196,7 +186,7 @@ static int check_reference(culora_context *ctx)
         const struct adapter_params p = {.kind = k, .r = r[k], .lora_alpha = 8.0f, .seed = 77u + (uint64_t)k};
         adapter_model *am = NULL;
         BENCH_CHECK(ctx, adapter_model_create(&p, buf, &am));
-        ref[k] = xmalloc((size_t)(n * V) * sizeof *ref[k]);
+        ref[k] = bench_xmalloc((size_t)(n * V) * sizeof *ref[k]);
         BENCH_CHECK(ctx, adapter_reference_forward(am, tok, B, T, ref[k]));
         BENCH_CHECK(ctx, adapter_model_forward(am));
         BENCH_CHECK(ctx, adapter_buffers_logits(buf, got));
@@ -240,8 +230,8 @@ static int check_identity(culora_context *ctx, culora_model *base, int32_t r_l, 
     int32_t tok[8];
     for (int64_t i = 0; i < T; i++)
         tok[i] = rand_token(V);
-    float *want = xmalloc((size_t)(T * V) * sizeof *want), *got = xmalloc((size_t)(T * V) * sizeof *got);
-    double *want_d = xmalloc((size_t)(T * V) * sizeof *want_d);
+    float *want = bench_xmalloc((size_t)(T * V) * sizeof *want), *got = bench_xmalloc((size_t)(T * V) * sizeof *got);
+    double *want_d = bench_xmalloc((size_t)(T * V) * sizeof *want_d);
     BENCH_CHECK(ctx, culora_model_forward(base, tok, NULL, 1, T, NULL));
     BENCH_CHECK(ctx, culora_model_logits(base, 0, T, want));
     for (int64_t i = 0; i < T * V; i++)
@@ -346,12 +336,12 @@ static int bench_setting(culora_context *ctx, culora_model *base, const struct s
     const int32_t r[N_KINDS] = {0, LORA_R, st->r_l, st->r_h};
     adapter_buffers *buf = NULL;
     BENCH_CHECK(ctx, adapter_buffers_create(base, batch, seq, st->r_l > st->r_h ? st->r_l : st->r_h, LORA_R, &buf));
-    int32_t *tok = xmalloc((size_t)n * sizeof *tok);
+    int32_t *tok = bench_xmalloc((size_t)n * sizeof *tok);
     for (int64_t i = 0; i < n; i++)
         tok[i] = rand_token(V);
     BENCH_CHECK(ctx, adapter_buffers_set_tokens(buf, tok, batch, seq));
     free(tok);
-    float *logits = xmalloc((size_t)(n * V) * sizeof *logits), *eager = NULL;
+    float *logits = bench_xmalloc((size_t)(n * V) * sizeof *logits), *eager = NULL;
     const bool graphs = cuda && o->graphs && batch == 1;
     struct cell cells[2 * N_KINDS];
     int nc = 0, failures = 0;
@@ -387,7 +377,7 @@ static int bench_setting(culora_context *ctx, culora_model *base, const struct s
             }
             if (!ce->graph && graphs) { /* the graph cell of this kind follows */
                 free(eager);
-                eager = xmalloc((size_t)(n * V) * sizeof *eager);
+                eager = bench_xmalloc((size_t)(n * V) * sizeof *eager);
                 memcpy(eager, logits, (size_t)(n * V) * sizeof *eager);
             }
         }
@@ -408,7 +398,7 @@ static int bench_setting(culora_context *ctx, culora_model *base, const struct s
                 BENCH_CHECK(ctx, run_cell(ctx, &cells[c]));
     BENCH_CHECK(ctx, culora_synchronize(ctx, NULL));
     for (int c = 0; c < nc; c++)
-        cells[c].t = xmalloc((size_t)o->samples * sizeof(double));
+        cells[c].t = bench_xmalloc((size_t)o->samples * sizeof(double));
     for (int si = 0; si < o->samples; si++)
         for (int c = 0; c < nc; c++) {
             if (!cells[c].ok)

@@ -105,33 +105,6 @@ static void upload(culora_context *ctx, void *dst, int64_t ld, const float *src,
     free(row);
 }
 
-/* Downloads a [rows, cols] region with leading dimension ld (dtype dt) into dense fp32. */
-static float *download(culora_context *ctx, const void *src, int64_t ld, int64_t rows, int64_t cols, culora_dtype dt)
-{
-    const size_t es = culora_dtype_size(dt);
-    size_t n = (size_t)((rows - 1) * ld + cols);
-    uint8_t *raw = malloc(n * es);
-    float *out = malloc((size_t)(rows * cols) * sizeof *out);
-    BENCH_CHECK(ctx, culora_memcpy(ctx, raw, src, n * es, CULORA_COPY_DEVICE_TO_HOST, NULL));
-    BENCH_CHECK(ctx, culora_synchronize(ctx, NULL));
-    for (int64_t i = 0; i < rows; i++) {
-        if (dt == CULORA_DTYPE_F32)
-            memcpy(out + i * cols, raw + (size_t)(i * ld) * 4, (size_t)cols * 4);
-        else
-            culora_bf16_to_f32((const uint16_t *)(raw + (size_t)(i * ld) * 2), out + i * cols, (size_t)cols);
-    }
-    free(raw);
-    return out;
-}
-
-static void *dalloc(culora_context *ctx, size_t bytes)
-{
-    void *p = NULL;
-    BENCH_CHECK(ctx, culora_malloc(ctx, bytes, &p));
-    BENCH_CHECK(ctx, culora_memset(ctx, p, 0, bytes, NULL));
-    return p;
-}
-
 static culora_lora_linear_desc make_desc(culora_context *ctx, const struct problem *p, float dropout, bool fused)
 {
     culora_lora_linear_desc desc = CULORA_LORA_LINEAR_DESC_INIT;
@@ -287,26 +260,26 @@ static void bench_problem(culora_context *ctx, const struct problem *p0, const s
     B.ldy = round8(d);
     B.lddx = round8(k);
     B.ldr = round8(r);
-    B.xa = dalloc(ctx, (size_t)(m * B.ldx) * es);
-    B.wa = dalloc(ctx, (size_t)((d + r) * B.ldw) * es);
-    B.dya = dalloc(ctx, (size_t)(m * B.lddy) * es);
-    B.y = dalloc(ctx, (size_t)(m * B.ldy) * es);
-    B.dx = dalloc(ctx, (size_t)(m * B.lddx) * es);
+    B.xa = bench_dalloc(ctx, (size_t)(m * B.ldx) * es);
+    B.wa = bench_dalloc(ctx, (size_t)((d + r) * B.ldw) * es);
+    B.dya = bench_dalloc(ctx, (size_t)(m * B.lddy) * es);
+    B.y = bench_dalloc(ctx, (size_t)(m * B.ldy) * es);
+    B.dx = bench_dalloc(ctx, (size_t)(m * B.lddx) * es);
     B.bias = NULL;
-    B.da = dalloc(ctx, (size_t)(r * k) * 4);
-    B.db = dalloc(ctx, (size_t)(d * r) * 4);
-    B.a = dalloc(ctx, (size_t)(r * B.ldx) * es);
-    B.b = dalloc(ctx, (size_t)(d * B.ldr) * es);
-    B.t = dalloc(ctx, (size_t)(m * B.ldr) * es);
-    B.z = dalloc(ctx, (size_t)(m * B.ldy) * es);
-    B.dz = dalloc(ctx, (size_t)(m * B.ldy) * es);
-    B.dt = dalloc(ctx, (size_t)(m * B.ldr) * es);
-    B.dx2 = dalloc(ctx, (size_t)(m * B.lddx) * es);
+    B.da = bench_dalloc(ctx, (size_t)(r * k) * 4);
+    B.db = bench_dalloc(ctx, (size_t)(d * r) * 4);
+    B.a = bench_dalloc(ctx, (size_t)(r * B.ldx) * es);
+    B.b = bench_dalloc(ctx, (size_t)(d * B.ldr) * es);
+    B.t = bench_dalloc(ctx, (size_t)(m * B.ldr) * es);
+    B.z = bench_dalloc(ctx, (size_t)(m * B.ldy) * es);
+    B.dz = bench_dalloc(ctx, (size_t)(m * B.ldy) * es);
+    B.dt = bench_dalloc(ctx, (size_t)(m * B.ldr) * es);
+    B.dx2 = bench_dalloc(ctx, (size_t)(m * B.lddx) * es);
     culora_lora_linear_desc desc = make_desc(ctx, p, o->dropout, false);
     size_t fw = 0, bw = 0;
     BENCH_CHECK(ctx, culora_lora_linear_workspace_size(ctx, &desc, &fw, &bw));
     B.ws_bytes = (fw > bw ? fw : bw) + ((size_t)32 << 20); /* + what cuBLASLt may use */
-    B.ws = dalloc(ctx, B.ws_bytes);
+    B.ws = bench_dalloc(ctx, B.ws_bytes);
 
     upload(ctx, B.xa, B.ldx, h.x, m, k);
     upload(ctx, B.wa, B.ldw, h.w0, d, k);
@@ -340,7 +313,7 @@ static void bench_problem(culora_context *ctx, const struct problem *p0, const s
         else if (v == 1) run_unfused(ctx, p, &B, s);
         else run_fused(ctx, p, &B, o->dropout);
         BENCH_CHECK(ctx, culora_synchronize(ctx, NULL));
-        float *y = download(ctx, B.y, B.ldy, m, d, dt), *dx = download(ctx, B.dx, B.lddx, m, k, dt);
+        float *y = bench_download(ctx, B.y, m, d, B.ldy, dt), *dx = bench_download(ctx, B.dx, m, k, B.lddx, dt);
         int64_t wrong = 0;
         double err = 0;
         const double tol = v == 1 ? tol_unfused : tol_fused;
@@ -348,7 +321,7 @@ static void bench_problem(culora_context *ctx, const struct problem *p0, const s
             wrong += bench_count_wrong(y, R.y0, m * d, tol, &err);
             wrong += bench_count_wrong(dx, R.dx0, m * k, tol, &err);
         } else {
-            float *da = download(ctx, B.da, k, r, k, CULORA_DTYPE_F32), *db = download(ctx, B.db, r, d, r, CULORA_DTYPE_F32);
+            float *da = bench_download(ctx, B.da, r, k, k, CULORA_DTYPE_F32), *db = bench_download(ctx, B.db, d, r, r, CULORA_DTYPE_F32);
             wrong += bench_count_wrong(y, R.y, m * d, tol, &err);
             wrong += bench_count_wrong(dx, R.dx, m * k, tol, &err);
             wrong += bench_count_wrong(da, R.da, r * k, tol, &err);

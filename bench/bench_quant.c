@@ -53,35 +53,17 @@ static float frand(void) /* uniform in [-1, 1) */
     return (float)((double)(rng_state >> 11) * (2.0 / 9007199254740992.0) - 1.0);
 }
 
-static void *xmalloc(size_t n)
-{
-    void *p = malloc(n ? n : 1);
-    if (p == NULL) {
-        fprintf(stderr, "bench_quant: out of host memory (%zu bytes)\n", n);
-        exit(1);
-    }
-    return p;
-}
-
 /* n random values scaled, rounded to bf16 (both backends then see the same inputs). */
 static float *host_random(int64_t n, float scale)
 {
-    float *v = xmalloc((size_t)n * sizeof *v);
-    uint16_t *h = xmalloc((size_t)n * sizeof *h);
+    float *v = bench_xmalloc((size_t)n * sizeof *v);
+    uint16_t *h = bench_xmalloc((size_t)n * sizeof *h);
     for (int64_t i = 0; i < n; i++)
         v[i] = scale * frand();
     culora_f32_to_bf16(v, h, (size_t)n);
     culora_bf16_to_f32(h, v, (size_t)n);
     free(h);
     return v;
-}
-
-static void *dalloc(culora_context *ctx, size_t bytes)
-{
-    void *p = NULL;
-    BENCH_CHECK(ctx, culora_malloc(ctx, bytes ? bytes : 1, &p));
-    BENCH_CHECK(ctx, culora_memset(ctx, p, 0, bytes ? bytes : 1, NULL));
-    return p;
 }
 
 /* Uploads dense fp32 [rows, cols] into a [rows, ld] buffer in the context's storage dtype. */
@@ -96,28 +78,11 @@ static void *upload(culora_context *ctx, const float *src, int64_t rows, int64_t
         else
             culora_f32_to_bf16(src + i * cols, (uint16_t *)(img + (size_t)(i * ld) * 2), (size_t)cols);
     }
-    void *d = dalloc(ctx, (size_t)(rows * ld) * es);
+    void *d = bench_dalloc(ctx, (size_t)(rows * ld) * es);
     BENCH_CHECK(ctx, culora_memcpy(ctx, d, img, (size_t)(rows * ld) * es, CULORA_COPY_HOST_TO_DEVICE, NULL));
     BENCH_CHECK(ctx, culora_synchronize(ctx, NULL));
     free(img);
     return d;
-}
-
-static float *download(culora_context *ctx, const void *src, int64_t rows, int64_t cols, int64_t ld, culora_dtype dt)
-{
-    const size_t es = culora_dtype_size(dt);
-    uint8_t *raw = xmalloc((size_t)(rows * ld) * es);
-    float *out = xmalloc((size_t)(rows * cols) * sizeof *out);
-    BENCH_CHECK(ctx, culora_memcpy(ctx, raw, src, (size_t)(rows * ld) * es, CULORA_COPY_DEVICE_TO_HOST, NULL));
-    BENCH_CHECK(ctx, culora_synchronize(ctx, NULL));
-    for (int64_t i = 0; i < rows; i++) {
-        if (dt == CULORA_DTYPE_F32)
-            memcpy(out + i * cols, raw + (size_t)(i * ld) * 4, (size_t)cols * 4);
-        else
-            culora_bf16_to_f32((const uint16_t *)(raw + (size_t)(i * ld) * 2), out + i * cols, (size_t)cols);
-    }
-    free(raw);
-    return out;
 }
 
 static culora_context *make_ctx(int backend)
@@ -136,12 +101,12 @@ static void qweight_alloc(culora_context *ctx, const culora_quant_desc *d, culor
     culora_quant_layout l;
     BENCH_CHECK(ctx, culora_quant_layout_get(ctx, d, &l));
     memset(w, 0, sizeof *w);
-    if (l.data_bytes) w->data = dalloc(ctx, l.data_bytes);
-    if (l.absmax_bytes) w->absmax = dalloc(ctx, l.absmax_bytes);
-    if (l.absmax_q_bytes) w->absmax_q = dalloc(ctx, l.absmax_q_bytes);
-    if (l.nested_absmax_bytes) w->nested_absmax = dalloc(ctx, l.nested_absmax_bytes);
-    if (l.nested_code_bytes) w->nested_code = dalloc(ctx, l.nested_code_bytes);
-    if (l.offset_bytes) w->offset = dalloc(ctx, l.offset_bytes);
+    if (l.data_bytes) w->data = bench_dalloc(ctx, l.data_bytes);
+    if (l.absmax_bytes) w->absmax = bench_dalloc(ctx, l.absmax_bytes);
+    if (l.absmax_q_bytes) w->absmax_q = bench_dalloc(ctx, l.absmax_q_bytes);
+    if (l.nested_absmax_bytes) w->nested_absmax = bench_dalloc(ctx, l.nested_absmax_bytes);
+    if (l.nested_code_bytes) w->nested_code = bench_dalloc(ctx, l.nested_code_bytes);
+    if (l.offset_bytes) w->offset = bench_dalloc(ctx, l.offset_bytes);
 }
 
 static void qweight_free(culora_context *ctx, culora_quant_weight *w)
@@ -169,7 +134,7 @@ static culora_quant_host *quantize_host(culora_context *cpu, const culora_quant_
     BENCH_CHECK(cpu, culora_quant_host_create(cpu, d, CULORA_ST_BF16, &h));
     size_t wsb = 0;
     BENCH_CHECK(cpu, culora_quantize_workspace_size(cpu, d, &wsb));
-    void *ws = xmalloc(wsb);
+    void *ws = bench_xmalloc(wsb);
     BENCH_CHECK(cpu, culora_quantize(cpu, d, w, d->cols, CULORA_DTYPE_F32, culora_quant_host_weight(h), ws, wsb, NULL));
     free(ws);
     return h;
@@ -262,7 +227,7 @@ static void bench_gemv(culora_context *ctx, culora_context *cpu, const struct op
         const culora_dtype dt = culora_context_compute_dtype(ctx);
         const size_t es = culora_dtype_size(dt);
         void *dx = upload(ctx, x, 1, k, k);
-        void *dy = dalloc(ctx, (size_t)n * es);
+        void *dy = bench_dalloc(ctx, (size_t)n * es);
         /* fp32 reference: y = W·x with the dequantized weight of each variant (CPU backend) */
         double ms_bf16 = NAN;
         const char *names[3] = {"bf16", "nf4", "nf4-dq"};
@@ -278,7 +243,7 @@ static void bench_gemv(culora_context *ctx, culora_context *cpu, const struct op
             d.cols = k;
             s.d = d;
             culora_quant_host *h = NULL;
-            float *ref = xmalloc((size_t)n * sizeof *ref);
+            float *ref = bench_xmalloc((size_t)n * sizeof *ref);
             size_t w_bytes;
             if (s.bf16) {
                 for (int64_t j = 0; j < n; j++) { /* W is bf16-exact (host_random) */
@@ -289,7 +254,7 @@ static void bench_gemv(culora_context *ctx, culora_context *cpu, const struct op
                 }
                 w_bytes = (size_t)(n * k) * es;
                 s.n_copies = n_copies_for(w_bytes, on_cpu);
-                s.w = xmalloc((size_t)s.n_copies * sizeof *s.w);
+                s.w = bench_xmalloc((size_t)s.n_copies * sizeof *s.w);
                 for (int c = 0; c < s.n_copies; c++)
                     s.w[c] = upload(ctx, w, n, k, k);
                 s.ws_bytes = (size_t)32 << 20;
@@ -297,13 +262,13 @@ static void bench_gemv(culora_context *ctx, culora_context *cpu, const struct op
                 h = quantize_host(cpu, &d, w);
                 size_t wsb = 0;
                 BENCH_CHECK(cpu, culora_quant_linear_workspace_size(cpu, &d, 1, &wsb));
-                void *cws = xmalloc(wsb);
+                void *cws = bench_xmalloc(wsb);
                 BENCH_CHECK(cpu, culora_quant_linear_forward(cpu, &d, culora_quant_host_weight(h), 1, x, k, NULL, ref,
                                                              n, cws, wsb, NULL));
                 free(cws);
                 w_bytes = qweight_bytes(ctx, &d);
                 s.n_copies = n_copies_for(w_bytes, on_cpu);
-                s.q = xmalloc((size_t)s.n_copies * sizeof *s.q);
+                s.q = bench_xmalloc((size_t)s.n_copies * sizeof *s.q);
                 for (int c = 0; c < s.n_copies; c++) {
                     qweight_alloc(ctx, &d, &s.q[c]);
                     BENCH_CHECK(ctx, culora_quant_copy(ctx, &d, &s.q[c], culora_quant_host_weight(h),
@@ -314,9 +279,9 @@ static void bench_gemv(culora_context *ctx, culora_context *cpu, const struct op
             }
             s.x = dx;
             s.y = dy;
-            s.ws = dalloc(ctx, s.ws_bytes);
+            s.ws = bench_dalloc(ctx, s.ws_bytes);
             gemv_call(&s, 0);
-            float *got = download(ctx, dy, 1, n, n, dt);
+            float *got = bench_download(ctx, dy, 1, n, n, dt);
             /* bf16 output rounding and, for bf16 W, cuBLASLt's order: 2^-7 as in the tests */
             const int64_t wrong = bench_count_wrong(got, ref, n, on_cpu ? 1e-4 : 1.0 / 128, NULL);
             double ms = NAN;
@@ -396,23 +361,23 @@ static void bench_dequant(culora_context *ctx, culora_context *cpu, const struct
         culora_quant_host *h = quantize_host(cpu, &d, w);
         const size_t qb = qweight_bytes(ctx, &d);
         s.n_copies = n_copies_for(qb, on_cpu);
-        s.q = xmalloc((size_t)s.n_copies * sizeof *s.q);
+        s.q = bench_xmalloc((size_t)s.n_copies * sizeof *s.q);
         for (int c = 0; c < s.n_copies; c++) {
             qweight_alloc(ctx, &d, &s.q[c]);
             BENCH_CHECK(ctx, culora_quant_copy(ctx, &d, &s.q[c], culora_quant_host_weight(h), CULORA_COPY_HOST_TO_DEVICE,
                                                NULL));
         }
-        s.out = dalloc(ctx, (size_t)(n * k) * culora_dtype_size(dt));
+        s.out = bench_dalloc(ctx, (size_t)(n * k) * culora_dtype_size(dt));
         /* bit-exact: the CPU's dequantization in the same dtype */
-        float *ref = xmalloc((size_t)(n * k) * 4);
-        uint16_t *ref16 = xmalloc((size_t)(n * k) * 2);
+        float *ref = bench_xmalloc((size_t)(n * k) * 4);
+        uint16_t *ref16 = bench_xmalloc((size_t)(n * k) * 2);
         BENCH_CHECK(cpu, culora_dequantize(cpu, &d, culora_quant_host_weight(h), ref, k, CULORA_DTYPE_F32, NULL));
         if (dt == CULORA_DTYPE_BF16) {
             culora_f32_to_bf16(ref, ref16, (size_t)(n * k));
             culora_bf16_to_f32(ref16, ref, (size_t)(n * k));
         }
         deq_call(&s, 0);
-        float *got = download(ctx, s.out, n, k, k, dt);
+        float *got = bench_download(ctx, s.out, n, k, k, dt);
         int64_t wrong = 0;
         for (int64_t i = 0; i < n * k; i++)
             wrong += memcmp(&got[i], &ref[i], 4) != 0;
@@ -535,10 +500,10 @@ static void layer_setup(struct layer *L, culora_context *ctx, culora_context *cp
     L->lddx = cpu_be ? k : round8(k);
     L->xa = upload(ctx, h->x, m, k, L->ldx);   /* x in columns [0,k); v is written beside it */
     L->dya = upload(ctx, h->dy, m, d, L->lddy); /* dy in columns [0,d); du beside it */
-    L->y = dalloc(ctx, (size_t)(m * L->ldy) * es);
-    L->dx = dalloc(ctx, (size_t)(m * L->lddx) * es);
-    L->da = dalloc(ctx, (size_t)(r * k) * 4);
-    L->db = dalloc(ctx, (size_t)(d * r) * 4);
+    L->y = bench_dalloc(ctx, (size_t)(m * L->ldy) * es);
+    L->dx = bench_dalloc(ctx, (size_t)(m * L->lddx) * es);
+    L->da = bench_dalloc(ctx, (size_t)(r * k) * 4);
+    L->db = bench_dalloc(ctx, (size_t)(d * r) * 4);
     culora_lora_linear_desc desc = layer_desc(L);
     size_t fw = 0, bw = 0;
     if (variant == V_BF16) {
@@ -571,7 +536,7 @@ static void layer_setup(struct layer *L, culora_context *ctx, culora_context *cp
         BENCH_CHECK(ctx, culora_lora_linear_quant_workspace_size(ctx, &desc, &qd, &fw, &bw));
     }
     L->ws_bytes = (fw > bw ? fw : bw) + (cpu_be ? 0 : ((size_t)32 << 20));
-    L->ws = dalloc(ctx, L->ws_bytes);
+    L->ws = bench_dalloc(ctx, L->ws_bytes);
 }
 
 static void layer_free(struct layer *L)
@@ -591,10 +556,10 @@ static float *layer_outputs(struct layer *L, int64_t *n_out)
     layer_call(L, 0);
     BENCH_CHECK(L->ctx, culora_synchronize(L->ctx, NULL));
     const int64_t ny = L->m * L->d, nx = L->m * L->k, na = L->r * L->k, nb = L->d * L->r;
-    float *out = xmalloc((size_t)(ny + nx + na + nb) * 4);
-    float *y = download(L->ctx, L->y, L->m, L->d, L->ldy, dt), *dx = download(L->ctx, L->dx, L->m, L->k, L->lddx, dt);
-    float *da = download(L->ctx, L->da, L->r, L->k, L->k, CULORA_DTYPE_F32);
-    float *db = download(L->ctx, L->db, L->d, L->r, L->r, CULORA_DTYPE_F32);
+    float *out = bench_xmalloc((size_t)(ny + nx + na + nb) * 4);
+    float *y = bench_download(L->ctx, L->y, L->m, L->d, L->ldy, dt), *dx = bench_download(L->ctx, L->dx, L->m, L->k, L->lddx, dt);
+    float *da = bench_download(L->ctx, L->da, L->r, L->k, L->k, CULORA_DTYPE_F32);
+    float *db = bench_download(L->ctx, L->db, L->d, L->r, L->r, CULORA_DTYPE_F32);
     memcpy(out, y, (size_t)ny * 4);
     memcpy(out + ny, dx, (size_t)nx * 4);
     memcpy(out + ny + nx, da, (size_t)na * 4);

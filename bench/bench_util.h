@@ -80,4 +80,44 @@ static inline int64_t bench_count_wrong(const float *got, const float *ref, int6
         }                                                                                          \
     } while (0)
 
+
+/* Host memory, or exit with a message. */
+static inline void *bench_xmalloc(size_t bytes)
+{
+    void *p = malloc(bytes ? bytes : 1);
+    if (p == NULL) {
+        fprintf(stderr, "bench: out of host memory (%zu bytes)\n", bytes);
+        exit(1);
+    }
+    return p;
+}
+
+/* A zeroed device buffer of the context's backend. */
+static inline void *bench_dalloc(culora_context *ctx, size_t bytes)
+{
+    void *p = NULL;
+    BENCH_CHECK(ctx, culora_malloc(ctx, bytes ? bytes : 1, &p));
+    BENCH_CHECK(ctx, culora_memset(ctx, p, 0, bytes ? bytes : 1, NULL));
+    return p;
+}
+
+/* Downloads a [rows, cols] region with leading dimension ld (dtype dt: F32 or BF16) into dense fp32. */
+static inline float *bench_download(culora_context *ctx, const void *src, int64_t rows, int64_t cols, int64_t ld,
+                                    culora_dtype dt)
+{
+    const size_t es = culora_dtype_size(dt), n = (size_t)((rows - 1) * ld + cols);
+    uint8_t *raw = bench_xmalloc(n * es);
+    float *out = bench_xmalloc((size_t)(rows * cols) * sizeof *out);
+    BENCH_CHECK(ctx, culora_memcpy(ctx, raw, src, n * es, CULORA_COPY_DEVICE_TO_HOST, NULL));
+    BENCH_CHECK(ctx, culora_synchronize(ctx, NULL));
+    for (int64_t i = 0; i < rows; i++) {
+        if (dt == CULORA_DTYPE_F32)
+            memcpy(out + i * cols, raw + (size_t)(i * ld) * 4, (size_t)cols * 4);
+        else
+            culora_bf16_to_f32((const uint16_t *)(raw + (size_t)(i * ld) * 2), out + i * cols, (size_t)cols);
+    }
+    free(raw);
+    return out;
+}
+
 #endif /* CULORA_BENCH_UTIL_H */
