@@ -85,27 +85,7 @@ static int32_t rand_token(int64_t vocab)
 
 static culora_model_config gpt2_config(int64_t layers, int64_t d, int64_t heads, int64_t vocab, int64_t positions)
 {
-    culora_model_config c;
-    memset(&c, 0, sizeof c);
-    c.arch = CULORA_ARCH_GPT2;
-    snprintf(c.architecture, sizeof c.architecture, "GPT2LMHeadModel");
-    c.vocab_size = vocab;
-    c.hidden_size = d;
-    c.n_layers = layers;
-    c.n_heads = heads;
-    c.n_kv_heads = heads;
-    c.head_dim = d / heads;
-    c.intermediate_size = 4 * d;
-    c.max_position_embeddings = positions;
-    c.norm_eps = 1e-5;
-    c.activation = CULORA_ACT_GELU_TANH;
-    c.tie_word_embeddings = true;
-    c.attention_bias = true;
-    c.mlp_bias = true;
-    c.rope_type = CULORA_ROPE_NONE;
-    c.bos_token_id = -1;
-    c.eos_token_id = -1;
-    return c;
+    return bench_model_config(CULORA_ARCH_GPT2, layers, d, heads, heads, 4 * d, vocab, positions, 0.0);
 }
 
 static culora_model *make_base(culora_context *ctx, const culora_model_config *cfg, int64_t max_seq)

@@ -226,23 +226,8 @@ static void step_row(struct job *j, const struct opts *o, const struct config *c
     lp.world_size = j->world;
     BENCH_CHECK(j->ctx, culora_loader_create(j->ctx, ds, &lp, &ld));
 
-    culora_model_config cfg;
-    memset(&cfg, 0, sizeof cfg);
-    cfg.arch = CULORA_ARCH_LLAMA;
-    snprintf(cfg.architecture, sizeof cfg.architecture, "LlamaForCausalLM");
-    cfg.vocab_size = 256;
-    cfg.hidden_size = c->dim;
-    cfg.n_layers = c->layers;
-    cfg.n_heads = c->heads;
-    cfg.n_kv_heads = c->kv_heads;
-    cfg.head_dim = c->dim / c->heads;
-    cfg.intermediate_size = c->inter;
-    cfg.max_position_embeddings = c->seq;
-    cfg.norm_eps = 1e-5;
-    cfg.activation = CULORA_ACT_SILU;
-    cfg.rope_type = CULORA_ROPE_DEFAULT;
-    cfg.rope_theta = 10000.0;
-    cfg.bos_token_id = cfg.eos_token_id = -1;
+    culora_model_config cfg = bench_model_config(CULORA_ARCH_LLAMA, c->layers, c->dim, c->heads, c->kv_heads, c->inter,
+                                                 256, c->seq, 10000.0);
     const char *targets[] = {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"};
     culora_lora_config lc = CULORA_LORA_CONFIG_INIT;
     lc.r = 16;

@@ -50,25 +50,9 @@ static double rng_uniform(uint64_t *s) { return (double)(rng_next(s) >> 11) / 90
 
 static culora_model_config make_config(const struct opts *o)
 {
-    culora_model_config c;
-    memset(&c, 0, sizeof c);
-    c.arch = CULORA_ARCH_LLAMA;
-    snprintf(c.architecture, sizeof c.architecture, "LlamaForCausalLM");
-    c.vocab_size = o->vocab;
-    c.hidden_size = o->hidden;
-    c.n_layers = o->layers;
-    c.head_dim = 32;
-    c.n_heads = o->hidden / 32;
-    c.n_kv_heads = c.n_heads % 2 == 0 ? c.n_heads / 2 : c.n_heads;
-    c.intermediate_size = (o->hidden * 8 / 3 + 63) / 64 * 64;
-    c.max_position_embeddings = o->seq;
-    c.norm_eps = 1e-5;
-    c.activation = CULORA_ACT_SILU;
-    c.rope_type = CULORA_ROPE_DEFAULT;
-    c.rope_theta = 10000.0;
-    c.bos_token_id = -1;
-    c.eos_token_id = -1;
-    return c;
+    const int64_t heads = o->hidden / 32; /* head_dim 32, GQA 2:1 when the head count is even */
+    return bench_model_config(CULORA_ARCH_LLAMA, o->layers, o->hidden, heads, heads % 2 == 0 ? heads / 2 : heads,
+                              (o->hidden * 8 / 3 + 63) / 64 * 64, o->vocab, o->seq, 10000.0);
 }
 
 /* A random adapter on q_proj and v_proj of every layer (LoraHub's targets), rank 16, alpha 32. */

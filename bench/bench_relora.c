@@ -35,32 +35,6 @@ static const struct config configs[] = {
     {"llama-8b", CULORA_ARCH_LLAMA, 32, 4096, 32, 8, 14336},
 };
 
-static culora_model_config make_config(const struct config *c, int64_t layers)
-{
-    culora_model_config m;
-    memset(&m, 0, sizeof m);
-    const bool gpt2 = c->arch == CULORA_ARCH_GPT2;
-    m.arch = c->arch;
-    snprintf(m.architecture, sizeof m.architecture, "%s", gpt2 ? "GPT2LMHeadModel" : "LlamaForCausalLM");
-    m.vocab_size = 256;
-    m.hidden_size = c->dim;
-    m.n_layers = layers;
-    m.n_heads = c->heads;
-    m.n_kv_heads = c->kv_heads;
-    m.head_dim = c->dim / c->heads;
-    m.intermediate_size = c->inter;
-    m.max_position_embeddings = 64;
-    m.norm_eps = 1e-5;
-    m.activation = gpt2 ? CULORA_ACT_GELU_TANH : CULORA_ACT_SILU;
-    m.tie_word_embeddings = gpt2;
-    m.attention_bias = gpt2;
-    m.mlp_bias = gpt2;
-    m.rope_type = gpt2 ? CULORA_ROPE_NONE : CULORA_ROPE_DEFAULT;
-    m.rope_theta = gpt2 ? 0.0 : 500000.0;
-    m.bos_token_id = m.eos_token_id = -1;
-    return m;
-}
-
 static float *randoms(size_t n, uint32_t seed, float scale)
 {
     float *v = malloc(n * sizeof *v);
@@ -131,7 +105,8 @@ int main(int argc, char **argv)
         if (cfg_name ? strcmp(cfg_name, cf->name) != 0 : (!cuda && strcmp(cf->name, "llama-8b") == 0))
             continue;
         const int64_t L = layers > 0 && layers < cf->layers ? layers : quick ? 1 : cf->layers;
-        culora_model_config mc = make_config(cf, L);
+        culora_model_config mc = bench_model_config(cf->arch, L, cf->dim, cf->heads, cf->kv_heads, cf->inter, 256, 64,
+                                                    500000.0);
         const char *gpt2_targets[] = {"c_attn", "c_proj", "c_fc"};
         const char *llama_targets[] = {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"};
         culora_lora_config lc = CULORA_LORA_CONFIG_INIT;

@@ -36,32 +36,6 @@ static const struct config configs[] = {
     {"llama-small-cpu", CULORA_ARCH_LLAMA, 4, 256, 4, 2, 704, 32000},
 };
 
-static culora_model_config make_config(const struct config *c, int64_t seq)
-{
-    culora_model_config m;
-    memset(&m, 0, sizeof m);
-    const bool gpt2 = c->arch == CULORA_ARCH_GPT2;
-    m.arch = c->arch;
-    snprintf(m.architecture, sizeof m.architecture, "%s", gpt2 ? "GPT2LMHeadModel" : "LlamaForCausalLM");
-    m.vocab_size = c->vocab;
-    m.hidden_size = c->dim;
-    m.n_layers = c->layers;
-    m.n_heads = c->heads;
-    m.n_kv_heads = c->kv_heads;
-    m.head_dim = c->dim / c->heads;
-    m.intermediate_size = c->inter;
-    m.max_position_embeddings = seq > 1024 ? seq : 1024;
-    m.norm_eps = 1e-5;
-    m.activation = gpt2 ? CULORA_ACT_GELU_TANH : CULORA_ACT_SILU;
-    m.tie_word_embeddings = gpt2;
-    m.attention_bias = gpt2;
-    m.mlp_bias = gpt2;
-    m.rope_type = gpt2 ? CULORA_ROPE_NONE : CULORA_ROPE_DEFAULT;
-    m.rope_theta = gpt2 ? 0.0 : 500000.0;
-    m.bos_token_id = m.eos_token_id = -1;
-    return m;
-}
-
 /* Parameters in the matrix multiplications (linears + lm_head), per token ×2 = forward FLOPs. */
 static double matmul_params(const struct config *c)
 {
@@ -142,7 +116,8 @@ int main(int argc, char **argv)
         mp.quant_format = CULORA_QUANT_NF4;
         mp.quant_flags = CULORA_QUANT_DOUBLE_QUANT;
     }
-    culora_model_config mc = make_config(c, seq);
+    culora_model_config mc = bench_model_config(c->arch, c->layers, c->dim, c->heads, c->kv_heads, c->inter, c->vocab,
+                                                seq > 1024 ? seq : 1024, 500000.0);
     culora_model *m = NULL;
     fprintf(stderr, "bench_train: %s %s on %s (%s), batch %lld × seq %lld, %lld steps after %lld warm-up\n", cfg_name,
             mode_name, culora_context_backend_name(ctx), culora_context_device_name(ctx), (long long)batch,

@@ -1,6 +1,7 @@
 /*
  * bench_util.h — shared by culora's benchmarks: wall-clock timing around synchronised batches,
- * medians, and the JSON-line output every benchmark prints (one line per measurement).
+ * medians, the JSON-line output every benchmark prints (one line per measurement), validation
+ * against a reference (bench_count_wrong), host/device buffers, and the model shapes they build.
  *
  * Timing: `inner` calls are enqueued back to back and the batch is timed from before the first
  * to after culora_synchronize(); a sample is batch time / inner, the result the median of the
@@ -10,6 +11,7 @@
 #define CULORA_BENCH_UTIL_H
 
 #include "culora/culora.h"
+#include "culora/culora_io.h"
 
 #include <math.h>
 #include <stdint.h>
@@ -118,6 +120,36 @@ static inline float *bench_download(culora_context *ctx, const void *src, int64_
     }
     free(raw);
     return out;
+}
+
+/* A random-weights model's shape in the two families the benchmarks use: GPT-2 (GELU, tied head,
+ * biases, learned positions) or LLaMA (SwiGLU, RoPE with rope_theta, untied, no biases). No BOS/EOS. */
+static inline culora_model_config bench_model_config(culora_arch arch, int64_t layers, int64_t dim, int64_t heads,
+                                                     int64_t kv_heads, int64_t inter, int64_t vocab,
+                                                     int64_t max_pos, double rope_theta)
+{
+    culora_model_config m;
+    memset(&m, 0, sizeof m);
+    const int gpt2 = arch == CULORA_ARCH_GPT2;
+    m.arch = arch;
+    snprintf(m.architecture, sizeof m.architecture, "%s", gpt2 ? "GPT2LMHeadModel" : "LlamaForCausalLM");
+    m.vocab_size = vocab;
+    m.hidden_size = dim;
+    m.n_layers = layers;
+    m.n_heads = heads;
+    m.n_kv_heads = kv_heads;
+    m.head_dim = dim / heads;
+    m.intermediate_size = inter;
+    m.max_position_embeddings = max_pos;
+    m.norm_eps = 1e-5;
+    m.activation = gpt2 ? CULORA_ACT_GELU_TANH : CULORA_ACT_SILU;
+    m.tie_word_embeddings = gpt2;
+    m.attention_bias = gpt2;
+    m.mlp_bias = gpt2;
+    m.rope_type = gpt2 ? CULORA_ROPE_NONE : CULORA_ROPE_DEFAULT;
+    m.rope_theta = gpt2 ? 0.0 : rope_theta;
+    m.bos_token_id = m.eos_token_id = -1;
+    return m;
 }
 
 #endif /* CULORA_BENCH_UTIL_H */
