@@ -9,6 +9,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdio>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -17,6 +18,7 @@
 #include <sstream>
 #include <string>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <vector>
 
 namespace culora_test {
@@ -115,6 +117,29 @@ inline double rms(const std::vector<double> &v)
 inline Tol bf16_lora_tol(const std::vector<double> &ref)
 {
     return Tol{std::ldexp(rms(ref), -5), std::ldexp(1.0, -7), 1.5e-5};
+}
+
+// ---- programs -------------------------------------------------------------------------------
+
+struct CommandRun {
+    int status;       // exit status, -1 when the command did not exit normally or could not start
+    std::string out;  // what it printed (the command decides which streams: add 2>&1 for both)
+};
+
+// Runs a shell command (e.g. the culora program) and collects its output.
+inline CommandRun run_command(const std::string &cmd)
+{
+    CommandRun r{-1, ""};
+    FILE *p = popen(cmd.c_str(), "r");
+    if (p == nullptr)
+        return r;
+    char buf[4096];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, p)) > 0)
+        r.out.append(buf, n);
+    const int st = pclose(p);
+    r.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    return r;
 }
 
 // ---- contexts -------------------------------------------------------------------------------

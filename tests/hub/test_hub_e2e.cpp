@@ -178,14 +178,9 @@ std::vector<double> search(World &W, int method)
 
 int run(const std::string &args, std::string *output)
 {
-    const std::string cmd = std::string(CULORA_CLI_PATH) + " hub " + args + " 2>&1";
-    FILE *p = popen(cmd.c_str(), "r");
-    if (p == nullptr) return -1;
-    char buf[512];
-    output->clear();
-    while (std::fgets(buf, sizeof buf, p)) *output += buf;
-    int st = pclose(p);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    CommandRun r = run_command(std::string(CULORA_CLI_PATH) + " hub " + args + " 2>&1");
+    *output = r.out;
+    return r.status;
 }
 
 }  // namespace

@@ -1,38 +1,23 @@
 // test_info_cli.cpp — `culora info` on the fixtures: what it prints, and exit status 1 with the
 // library's message on a defect.
 #include "io_test_util.h"
-
-#include <sys/wait.h>
+#include "test_util.h"
 
 using namespace culora_io_test;
+using culora_test::CommandRun;
+using culora_test::run_command;
 
 namespace {
 
-struct CliRun {
-    int status;
-    std::string out;
-};
-
 // Runs the culora program with args (stdout and stderr together).
-CliRun run_info(const std::string &args)
+CommandRun run_info(const std::string &args)
 {
-    std::string cmd = std::string(CULORA_CLI_PATH) + " info " + args + " 2>&1";
-    FILE *p = popen(cmd.c_str(), "r");
-    CliRun r{-1, ""};
-    if (p == nullptr)
-        return r;
-    char buf[4096];
-    size_t n;
-    while ((n = fread(buf, 1, sizeof buf, p)) > 0)
-        r.out.append(buf, n);
-    int st = pclose(p);
-    r.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-    return r;
+    return run_command(std::string(CULORA_CLI_PATH) + " info " + args + " 2>&1");
 }
 
 TEST(InfoCli, SafetensorsFileListsTensorsAndMetadata)
 {
-    CliRun r = run_info(fixture("safetensors/dtypes.safetensors"));
+    CommandRun r = run_info(fixture("safetensors/dtypes.safetensors"));
     EXPECT_EQ(r.status, 0) << r.out;
     EXPECT_NE(r.out.find("15 tensors"), std::string::npos) << r.out;
     EXPECT_NE(r.out.find("format: pt"), std::string::npos) << r.out;
@@ -42,7 +27,7 @@ TEST(InfoCli, SafetensorsFileListsTensorsAndMetadata)
 
 TEST(InfoCli, ModelDirectoryPrintsConfigAndChecksWeights)
 {
-    CliRun r = run_info(fixture("llama_sharded"));
+    CommandRun r = run_info(fixture("llama_sharded"));
     EXPECT_EQ(r.status, 0) << r.out;
     EXPECT_NE(r.out.find("LlamaForCausalLM"), std::string::npos) << r.out;
     EXPECT_NE(r.out.find("heads / kv heads         4 / 2 (head_dim 4)"), std::string::npos) << r.out;
@@ -52,7 +37,7 @@ TEST(InfoCli, ModelDirectoryPrintsConfigAndChecksWeights)
 
 TEST(InfoCli, AdapterDirectoryPrintsConfigAndModules)
 {
-    CliRun r = run_info(fixture("adapter_gpt2"));
+    CommandRun r = run_info(fixture("adapter_gpt2"));
     EXPECT_EQ(r.status, 0) << r.out;
     EXPECT_NE(r.out.find("PEFT LoRA adapter"), std::string::npos) << r.out;
     EXPECT_NE(r.out.find("LoRA modules: 6"), std::string::npos) << r.out;
@@ -65,7 +50,7 @@ TEST(InfoCli, DefectsExitWithTheMessage)
     TempDir dir;
     write_bytes(dir / "bad.safetensors", st_bytes(R"({"t":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}})",
                                                   std::string(8, '\0')));
-    CliRun r = run_info(dir / "bad.safetensors");
+    CommandRun r = run_info(dir / "bad.safetensors");
     EXPECT_EQ(r.status, 1) << r.out;
     EXPECT_NE(r.out.find("bad.safetensors: tensor 't': data_offsets [0, 8] hold 8 bytes"), std::string::npos) << r.out;
     EXPECT_NE(r.out.find("CULORA_ERR_FORMAT"), std::string::npos) << r.out;

@@ -11,9 +11,10 @@
 
 #include <cinttypes>
 #include <random>
-#include <sys/wait.h>
 
 using namespace culora_io_test;
+using culora_test::CommandRun;
+using culora_test::run_command;
 
 namespace {
 
@@ -355,32 +356,16 @@ TEST_F(Llama2c, IoErrorsAndArguments)
 
 // ---- the CLI ----------------------------------------------------------------------------------
 
-struct CliRun {
-    int status;
-    std::string out;
-};
-
-CliRun run_cli(const std::string &args)
+CommandRun run_cli(const std::string &args)
 {
-    std::string cmd = std::string(CULORA_CLI_PATH) + " convert " + args + " 2>&1";
-    FILE *p = popen(cmd.c_str(), "r");
-    CliRun r{-1, ""};
-    if (p == nullptr)
-        return r;
-    char buf[4096];
-    size_t n;
-    while ((n = fread(buf, 1, sizeof buf, p)) > 0)
-        r.out.append(buf, n);
-    int st = pclose(p);
-    r.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-    return r;
+    return run_command(std::string(CULORA_CLI_PATH) + " convert " + args + " 2>&1");
 }
 
 TEST_F(Llama2c, CliConvertsAndRefuses)
 {
     L2cDims d{16, 24, 2, 4, 2, -10, 8};
     write_bytes(dir / "in.bin", l2c_bytes(d));
-    CliRun r = run_cli("--from llama2c " + (dir / "in.bin") + " --out " + (dir / "out"));
+    CommandRun r = run_cli("--from llama2c " + (dir / "in.bin") + " --out " + (dir / "out"));
     EXPECT_EQ(r.status, 0) << r.out;
     EXPECT_NE(r.out.find("LlamaForCausalLM: hidden 16, layers 2, heads 4 / kv heads 2 (head_dim 4), intermediate 24, "
                          "vocab 10 (untied classifier), max positions 8"),
