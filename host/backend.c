@@ -197,6 +197,40 @@ culora_status culora_lora_linear_workspace_size(culora_context *ctx, const culor
     return CULORA_OK;
 }
 
+culora_status culora_check_lora_fwd_operands(culora_context *ctx, const char *op, const culora_lora_linear_desc *desc,
+                                            const culora_lora_linear_fwd_args *a)
+{
+    const culora_dtype dt = desc->dtype;
+    const int64_t m = desc->m, k = desc->k, d = desc->d, r = desc->r;
+    CULORA_TRY(culora_check_matrix(ctx, op, "x", a->x, m, k, a->ldx, dt));
+    CULORA_TRY(culora_check_matrix(ctx, op, "a", a->a, r, k, a->lda, dt));
+    CULORA_TRY(culora_check_matrix(ctx, op, "b", a->b, d, r, a->ldb, dt));
+    CULORA_TRY(culora_check_matrix(ctx, op, "v", a->v, m, r, a->ldv, dt));
+    CULORA_TRY(culora_check_matrix(ctx, op, "y", a->y, m, d, a->ldy, dt));
+    if (a->bias != NULL)
+        CULORA_TRY(culora_check_matrix(ctx, op, "bias", a->bias, 1, d, d, dt));
+    return CULORA_OK;
+}
+
+culora_status culora_check_lora_bwd_operands(culora_context *ctx, const char *op, const culora_lora_linear_desc *desc,
+                                            const culora_lora_linear_bwd_args *a)
+{
+    const culora_dtype dt = desc->dtype;
+    const int64_t m = desc->m, k = desc->k, d = desc->d, r = desc->r;
+    CULORA_TRY(culora_check_matrix(ctx, op, "x", a->x, m, k, a->ldx, dt));
+    CULORA_TRY(culora_check_matrix(ctx, op, "a", a->a, r, k, a->lda, dt));
+    CULORA_TRY(culora_check_matrix(ctx, op, "b", a->b, d, r, a->ldb, dt));
+    CULORA_TRY(culora_check_matrix(ctx, op, "v", a->v, m, r, a->ldv, dt));
+    CULORA_TRY(culora_check_matrix(ctx, op, "dy", a->dy, m, d, a->lddy, dt));
+    CULORA_TRY(culora_check_matrix(ctx, op, "du", a->du, m, r, a->lddu, dt));
+    if (a->dx != NULL)
+        CULORA_TRY(culora_check_matrix(ctx, op, "dx", a->dx, m, k, a->lddx, dt));
+    if (!(desc->flags & CULORA_LORA_FREEZE_A))
+        CULORA_TRY(culora_check_matrix(ctx, op, "da", a->da, r, k, a->ldda, CULORA_DTYPE_F32));
+    CULORA_TRY(culora_check_matrix(ctx, op, "db", a->db, d, r, a->lddb, CULORA_DTYPE_F32));
+    return CULORA_OK;
+}
+
 culora_status culora_lora_linear_forward(culora_context *ctx, const culora_lora_linear_desc *desc,
                                          const culora_lora_linear_fwd_args *a, void *workspace,
                                          size_t workspace_bytes, culora_stream stream)
@@ -211,14 +245,8 @@ culora_status culora_lora_linear_forward(culora_context *ctx, const culora_lora_
     const int64_t m = desc->m, k = desc->k, d = desc->d, r = desc->r;
     int64_t wr, wc;
     w0_shape(desc, &wr, &wc);
-    CULORA_TRY(culora_check_matrix(ctx, op, "x", a->x, m, k, a->ldx, dt));
     CULORA_TRY(culora_check_matrix(ctx, op, "w0", a->w0, wr, wc, a->ldw0, dt));
-    CULORA_TRY(culora_check_matrix(ctx, op, "a", a->a, r, k, a->lda, dt));
-    CULORA_TRY(culora_check_matrix(ctx, op, "b", a->b, d, r, a->ldb, dt));
-    CULORA_TRY(culora_check_matrix(ctx, op, "v", a->v, m, r, a->ldv, dt));
-    CULORA_TRY(culora_check_matrix(ctx, op, "y", a->y, m, d, a->ldy, dt));
-    if (a->bias != NULL)
-        CULORA_TRY(culora_check_matrix(ctx, op, "bias", a->bias, 1, d, d, dt));
+    CULORA_TRY(culora_check_lora_fwd_operands(ctx, op, desc, a));
 
     const struct view inputs[] = {
         {"x", a->x, m, k, a->ldx, es},   {"w0", a->w0, wr, wc, a->ldw0, es}, {"a", a->a, r, k, a->lda, es},
@@ -252,18 +280,8 @@ culora_status culora_lora_linear_backward(culora_context *ctx, const culora_lora
     const bool freeze_a = (desc->flags & CULORA_LORA_FREEZE_A) != 0;
     int64_t wr, wc;
     w0_shape(desc, &wr, &wc);
-    CULORA_TRY(culora_check_matrix(ctx, op, "x", a->x, m, k, a->ldx, dt));
     CULORA_TRY(culora_check_matrix(ctx, op, "w0", a->w0, wr, wc, a->ldw0, dt));
-    CULORA_TRY(culora_check_matrix(ctx, op, "a", a->a, r, k, a->lda, dt));
-    CULORA_TRY(culora_check_matrix(ctx, op, "b", a->b, d, r, a->ldb, dt));
-    CULORA_TRY(culora_check_matrix(ctx, op, "v", a->v, m, r, a->ldv, dt));
-    CULORA_TRY(culora_check_matrix(ctx, op, "dy", a->dy, m, d, a->lddy, dt));
-    CULORA_TRY(culora_check_matrix(ctx, op, "du", a->du, m, r, a->lddu, dt));
-    if (a->dx != NULL)
-        CULORA_TRY(culora_check_matrix(ctx, op, "dx", a->dx, m, k, a->lddx, dt));
-    if (!freeze_a)
-        CULORA_TRY(culora_check_matrix(ctx, op, "da", a->da, r, k, a->ldda, CULORA_DTYPE_F32));
-    CULORA_TRY(culora_check_matrix(ctx, op, "db", a->db, d, r, a->lddb, CULORA_DTYPE_F32));
+    CULORA_TRY(culora_check_lora_bwd_operands(ctx, op, desc, a));
 
     const struct view inputs[] = {
         {"x", a->x, m, k, a->ldx, es},  {"w0", a->w0, wr, wc, a->ldw0, es}, {"a", a->a, r, k, a->lda, es},

@@ -124,6 +124,12 @@ culora_status culora_check_matrix(culora_context *ctx, const char *op, const cha
  * conservative byte-range test otherwise). */
 bool culora_views_overlap(const void *p1, int64_t rows1, int64_t cols1, int64_t ld1,
                           const void *p2, int64_t rows2, int64_t cols2, int64_t ld2, size_t esize);
+/* Shapes, leading dimensions and alignment of a LoRA call's operands other than the frozen weight
+ * (the bf16 and the quantized dispatchers check W0 each their own way). */
+culora_status culora_check_lora_fwd_operands(culora_context *ctx, const char *op, const culora_lora_linear_desc *desc,
+                                            const culora_lora_linear_fwd_args *a);
+culora_status culora_check_lora_bwd_operands(culora_context *ctx, const char *op, const culora_lora_linear_desc *desc,
+                                            const culora_lora_linear_bwd_args *a);
 /* CULORA_ERR_UNSUPPORTED naming the op and the backend when `present` (the backend has the op) is
  * false. */
 culora_status culora_need_op(culora_context *ctx, const char *op, bool present);

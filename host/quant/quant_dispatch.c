@@ -331,13 +331,7 @@ culora_status culora_lora_linear_quant_forward(culora_context *ctx, const culora
     struct range ins[12];
     int n_in = 0;
     CULORA_TRY(check_qweight(ctx, op, "q", qdesc, q, ins, &n_in));
-    CULORA_TRY(culora_check_matrix(ctx, op, "x", a->x, m, k, a->ldx, dt));
-    CULORA_TRY(culora_check_matrix(ctx, op, "a", a->a, r, k, a->lda, dt));
-    CULORA_TRY(culora_check_matrix(ctx, op, "b", a->b, d, r, a->ldb, dt));
-    CULORA_TRY(culora_check_matrix(ctx, op, "v", a->v, m, r, a->ldv, dt));
-    CULORA_TRY(culora_check_matrix(ctx, op, "y", a->y, m, d, a->ldy, dt));
-    if (a->bias != NULL)
-        CULORA_TRY(culora_check_matrix(ctx, op, "bias", a->bias, 1, d, d, dt));
+    CULORA_TRY(culora_check_lora_fwd_operands(ctx, op, desc, a));
     ins[n_in++] = matrix_range("x", a->x, m, k, a->ldx, es);
     ins[n_in++] = matrix_range("a", a->a, r, k, a->lda, es);
     ins[n_in++] = matrix_range("b", a->b, d, r, a->ldb, es);
@@ -375,17 +369,7 @@ culora_status culora_lora_linear_quant_backward(culora_context *ctx, const culor
     struct range ins[12];
     int n_in = 0;
     CULORA_TRY(check_qweight(ctx, op, "q", qdesc, q, ins, &n_in));
-    CULORA_TRY(culora_check_matrix(ctx, op, "x", a->x, m, k, a->ldx, dt));
-    CULORA_TRY(culora_check_matrix(ctx, op, "a", a->a, r, k, a->lda, dt));
-    CULORA_TRY(culora_check_matrix(ctx, op, "b", a->b, d, r, a->ldb, dt));
-    CULORA_TRY(culora_check_matrix(ctx, op, "v", a->v, m, r, a->ldv, dt));
-    CULORA_TRY(culora_check_matrix(ctx, op, "dy", a->dy, m, d, a->lddy, dt));
-    CULORA_TRY(culora_check_matrix(ctx, op, "du", a->du, m, r, a->lddu, dt));
-    if (a->dx != NULL)
-        CULORA_TRY(culora_check_matrix(ctx, op, "dx", a->dx, m, k, a->lddx, dt));
-    if (!freeze_a)
-        CULORA_TRY(culora_check_matrix(ctx, op, "da", a->da, r, k, a->ldda, CULORA_DTYPE_F32));
-    CULORA_TRY(culora_check_matrix(ctx, op, "db", a->db, d, r, a->lddb, CULORA_DTYPE_F32));
+    CULORA_TRY(culora_check_lora_bwd_operands(ctx, op, desc, a));
     ins[n_in++] = matrix_range("x", a->x, m, k, a->ldx, es);
     ins[n_in++] = matrix_range("a", a->a, r, k, a->lda, es);
     ins[n_in++] = matrix_range("b", a->b, d, r, a->ldb, es);
