@@ -252,9 +252,11 @@ inline dvec ref_attention(const AttShape &s, double scale, const dvec &q, const 
     return y;
 }
 
+// 0.5·x·(1 + tanh(u)) written as x·σ(2u): the same function without the cancellation of 1 + tanh(u)
+// for negative x (in fp64 it is 0 from x ≈ −7.5 on, where gelu is ~1e-19).
 inline double gelu_ref(double x)
 {
-    return 0.5 * x * (1.0 + std::tanh(std::sqrt(2.0 / M_PI) * (x + 0.044715 * x * x * x)));
+    return x / (1.0 + std::exp(-2.0 * std::sqrt(2.0 / M_PI) * (x + 0.044715 * x * x * x)));
 }
 inline double silu_ref(double x) { return x / (1.0 + std::exp(-x)); }
 

@@ -22,6 +22,28 @@ TEST(ActivationCpu, GeluHandComputed)
     EXPECT_NEAR(dx[1], 0.5f, 1e-7);
 }
 
+TEST(ActivationCpu, GeluNegativeTailKeepsItsRelativeAccuracy)
+{
+    // gelu(x) for x << 0 is x·σ(2u) ~ 1e-20 and smaller: computed as 0.5·x·(1 + tanh(u)) in fp64 it
+    // loses every digit to cancellation (gelu(−8) came out −0). Reference in long double from
+    // the σ form; the fp32 result is the rounded fp64 value, so 1 ulp (2^-23 relative) is the bar
+    // (x >= −10: every result a normal fp32, gelu(−10) ≈ −1e-37).
+    auto ctx = cpu_ctx();
+    ASSERT_TRUE(ctx);
+    float x[] = {-3.5f, -5.0f, -6.25f, -8.0f, -9.5f, -10.0f}, y[6], dy[] = {1, 1, 1, 1, 1, 1}, dx[6];
+    culora_nn_gelu_args f{1, 6, x, 6, y, 6};
+    ASSERT_EQ(culora_nn_gelu_fwd(ctx.get(), &f, nullptr), CULORA_OK);
+    culora_nn_gelu_bwd_args b{1, 6, x, 6, dy, 6, dx, 6};
+    ASSERT_EQ(culora_nn_gelu_bwd(ctx.get(), &b, nullptr), CULORA_OK);
+    for (int i = 0; i < 6; i++) {
+        const long double v = x[i], K = 0.7978845608028654L, C = 0.044715L;
+        const long double e = expl(-2 * K * (v + C * v * v * v)), s = 1 / (1 + e);
+        const long double yr = v * s, gr = s + 2 * v * s * (e * s) * K * (1 + 3 * C * v * v);
+        EXPECT_LE(fabsl(y[i] - yr), fabsl(yr) * 0x1p-23L) << "gelu(" << x[i] << ") = " << y[i] << ", want " << (double)yr;
+        EXPECT_LE(fabsl(dx[i] - gr), fabsl(gr) * 0x1p-23L) << "gelu'(" << x[i] << ") = " << dx[i] << ", want " << (double)gr;
+    }
+}
+
 TEST(ActivationCpu, GeluMatchesReferenceAndFiniteDifferences)
 {
     const int64_t n = 37, c = 72;
