@@ -11,6 +11,8 @@
 #      kernels that use shared memory (RACECHECK_FILTER) .......... $OUT/sanitizer.log
 #   6. ctest -L cpu (the rest of the suite on the GPU machine) ..... $OUT/ctest-cpu.log
 #   summary, rewritten after every step ............................ $OUT/summary.txt
+# STEPS picks steps 2-6 by name (default "gpu bench peers sanitizer cpu"; the build always runs), e.g.
+# STEPS=peers for a second run inside the same lease after a first with PEERS=0.
 # (8 files at most: the device tool returns no more.)
 #
 # The GPU machine reaches no package registry: run scripts/gpu-deps-fetch.sh here first and
@@ -26,6 +28,8 @@ BUILD=${BUILD:-build-gpu}
 JOBS=${JOBS:-16}
 DEADLINE_S=${DEADLINE_S:-480}
 PEERS=${PEERS:-1}
+STEPS=${STEPS:-gpu bench peers sanitizer cpu}
+want() { [[ " $STEPS " == *" $1 "* ]]; }
 # gtest filter of the tests whose kernels use shared memory (sgmv, attention, norms, cross-entropy,
 # embedding backward, NF4/int8 blockwise reductions, AdamW/grad-norm reductions); each binary runs
 # only the names it has
@@ -85,15 +89,16 @@ fi
 
 # 2. GPU tests (several processes share the one GPU; each test is capped at 120 s)
 # CUBLASLT_LOG_LEVEL=1: cuBLASLt prints its own error messages (a failing call names its cause)
-(cd "$BUILD" && CUBLASLT_LOG_LEVEL=1 timeout "$(cap 200)" ctest -L gpu --output-on-failure -j4 --timeout 120) \
-    > "$OUT/ctest-gpu.log" 2>&1
-step "ctest -L gpu" "$(verdict $?)"
+if want gpu; then
+    (cd "$BUILD" && CUBLASLT_LOG_LEVEL=1 timeout "$(cap 200)" ctest -L gpu --output-on-failure -j4 --timeout 120) \
+        > "$OUT/ctest-gpu.log" 2>&1
+    step "ctest -L gpu" "$(verdict $?)"
+fi
 
 # 3. benchmarks (quick), each capped at 120 s (bench_adapters spends ~21 s creating GPT-2 medium)
-: > "$OUT/bench.jsonl"
-: > "$OUT/bench.log"
 bench_ok=PASS
-for b in "$BUILD"/bench/bench_*; do
+want bench && : > "$OUT/bench.jsonl" && : > "$OUT/bench.log"
+want bench && for b in "$BUILD"/bench/bench_*; do
     [ -x "$b" ] || continue
     # BENCHES="bench_quant bench_train" runs only those (a rerun inside a short lease)
     [ -z "${BENCHES:-}" ] || [[ " $BENCHES " == *" $(basename "$b") "* ]] || continue
@@ -103,10 +108,10 @@ for b in "$BUILD"/bench/bench_*; do
     rc=$?
     [ $rc -ne 0 ] && { echo "== $b exit $rc" >> "$OUT/bench.log"; bench_ok=FAIL; }
 done
-step "benchmarks --quick" "$bench_ok"
+want bench && step "benchmarks --quick" "$bench_ok"
 
 # 4. culora vs PyTorch + PEFT on this GPU (issue 12)
-if [ "$PEERS" = 1 ] && [ "$(left)" -gt 60 ]; then
+if want peers && [ "$PEERS" = 1 ] && [ "$(left)" -gt 60 ]; then
     CAP=$(cap 150) timeout "$(cap 240)" bench/peers/run-all.sh "$BUILD" > "$OUT/peers.txt" 2>&1
     step "peers (torch + PEFT)" "$(verdict $?)"
 fi
@@ -114,8 +119,10 @@ fi
 # 5. compute-sanitizer: memcheck on every GPU test binary except the real-model shapes (too slow
 #    under instrumentation; same kernels as the ragged shapes), racecheck on shared-memory kernels
 san_ok=PASS
-: > "$OUT/sanitizer.log"
-if command -v compute-sanitizer >/dev/null; then
+want sanitizer && : > "$OUT/sanitizer.log"
+if ! want sanitizer; then
+    :
+elif command -v compute-sanitizer >/dev/null; then
     for bin in "$BUILD"/tests/test_*cuda*; do
         [ -f "$bin" ] || continue
         [ -x "$bin" ] || continue
@@ -144,10 +151,12 @@ else
     echo "compute-sanitizer not found" >> "$OUT/sanitizer.log"
     san_ok=MISSING
 fi
-step compute-sanitizer "$san_ok"
+want sanitizer && step compute-sanitizer "$san_ok"
 
 # 6. the CPU-labelled suite on the GPU machine (e2e tests pick the CUDA backend here)
-if [ "$(left)" -gt 30 ]; then
+if ! want cpu; then
+    :
+elif [ "$(left)" -gt 30 ]; then
     (cd "$BUILD" && timeout "$(cap 200)" ctest -L cpu -j"$JOBS" --timeout 120) > "$OUT/ctest-cpu.log" 2>&1
     step "ctest -L cpu" "$(verdict $?)"
 else

@@ -149,11 +149,13 @@ struct CtxDeleter {
 };
 using CtxPtr = std::unique_ptr<culora_context, CtxDeleter>;
 
-inline CtxPtr make_ctx(culora_backend_kind kind, size_t workspace_bytes = 0)
+// stream: the caller's stream for the context to use (a cudaStream_t on CUDA); NULL: its own.
+inline CtxPtr make_ctx(culora_backend_kind kind, size_t workspace_bytes = 0, culora_stream stream = nullptr)
 {
     culora_context_params p = CULORA_CONTEXT_PARAMS_INIT;
     p.backend = kind;
     p.workspace_bytes = workspace_bytes;
+    p.stream = stream;
     culora_context *c = nullptr;
     culora_status s = culora_context_create(&p, &c);
     EXPECT_EQ(s, CULORA_OK) << culora_context_last_error(c);

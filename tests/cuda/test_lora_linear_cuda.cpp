@@ -218,12 +218,8 @@ class LoraGraph : public CudaTest {
         if (IsSkipped()) return;
         in = make_data(c, 151, true);
         ASSERT_EQ(cudaStreamCreateWithFlags(&user, cudaStreamNonBlocking), cudaSuccess);
-        culora_context_params p = CULORA_CONTEXT_PARAMS_INIT;
-        p.backend = CULORA_BACKEND_CUDA;
-        p.stream = (culora_stream)user;
-        culora_context *raw_ctx = nullptr;
-        ASSERT_EQ(culora_context_create(&p, &raw_ctx), CULORA_OK) << culora_context_last_error(raw_ctx);
-        gpu.reset(raw_ctx);
+        gpu = make_ctx(CULORA_BACKEND_CUDA, 0, (culora_stream)user);
+        ASSERT_TRUE(gpu);
         ASSERT_EQ(culora_context_stream(gpu.get()), (culora_stream)user);
         direct = run_lora(gpu.get(), c, in, LoraLayout{true, 0});  // also warms the plan cache
         ASSERT_EQ(direct.y.size(), (size_t)(m * d)) << "the direct run failed; nothing to compare the graph with";

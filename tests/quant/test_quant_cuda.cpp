@@ -336,12 +336,8 @@ TEST_F(QuantCuda, ForwardCapturesIntoACudaGraph)
     // replays to the same bits as the direct call.
     cudaStream_t user = nullptr;
     ASSERT_EQ(cudaStreamCreateWithFlags(&user, cudaStreamNonBlocking), cudaSuccess);
-    culora_context_params p = CULORA_CONTEXT_PARAMS_INIT;
-    p.backend = CULORA_BACKEND_CUDA;
-    p.stream = (culora_stream)user;
-    culora_context *raw = nullptr;
-    ASSERT_EQ(culora_context_create(&p, &raw), CULORA_OK) << culora_context_last_error(raw);
-    CtxPtr gpu(raw);
+    CtxPtr gpu = make_ctx(CULORA_BACKEND_CUDA, 0, (culora_stream)user);
+    ASSERT_TRUE(gpu);
     for (int32_t fmt : {CULORA_QUANT_NF4, CULORA_QUANT_INT8})
         for (int64_t m : {1, 64}) {
             const int64_t n = 256, k = 512;
