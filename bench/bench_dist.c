@@ -228,12 +228,10 @@ static void step_row(struct job *j, const struct opts *o, const struct config *c
 
     culora_model_config cfg = bench_model_config(CULORA_ARCH_LLAMA, c->layers, c->dim, c->heads, c->kv_heads, c->inter,
                                                  256, c->seq, 10000.0);
-    const char *targets[] = {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"};
     culora_lora_config lc = CULORA_LORA_CONFIG_INIT;
     lc.r = 16;
     lc.lora_alpha = 32;
-    lc.target_modules = targets;
-    lc.n_target_modules = 7;
+    lc.target_modules = bench_block_linears(CULORA_ARCH_LLAMA, &lc.n_target_modules);
     culora_model_params mp = CULORA_MODEL_PARAMS_INIT;
     mp.mode = CULORA_MODE_LORA;
     mp.lora = &lc;

@@ -107,13 +107,10 @@ int main(int argc, char **argv)
         const int64_t L = layers > 0 && layers < cf->layers ? layers : quick ? 1 : cf->layers;
         culora_model_config mc = bench_model_config(cf->arch, L, cf->dim, cf->heads, cf->kv_heads, cf->inter, 256, 64,
                                                     500000.0);
-        const char *gpt2_targets[] = {"c_attn", "c_proj", "c_fc"};
-        const char *llama_targets[] = {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"};
         culora_lora_config lc = CULORA_LORA_CONFIG_INIT;
         lc.r = (int32_t)rank;
         lc.lora_alpha = 32; /* the reference's default */
-        lc.target_modules = cf->arch == CULORA_ARCH_GPT2 ? gpt2_targets : llama_targets;
-        lc.n_target_modules = cf->arch == CULORA_ARCH_GPT2 ? 3 : 7;
+        lc.target_modules = bench_block_linears(cf->arch, &lc.n_target_modules);
         culora_model_params mp = CULORA_MODEL_PARAMS_INIT;
         mp.mode = CULORA_MODE_LORA;
         mp.lora = &lc;

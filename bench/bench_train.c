@@ -99,13 +99,10 @@ int main(int argc, char **argv)
     if (peak <= 0) peak = cpu ? 0 : 989.0; /* H100 SXM dense bf16 */
 
     const bool full = strcmp(mode_name, "full") == 0, qlora = strcmp(mode_name, "qlora") == 0;
-    const char *targets_gpt2[] = {"c_attn", "c_proj", "c_fc"};
-    const char *targets_llama[] = {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"};
     culora_lora_config lc = CULORA_LORA_CONFIG_INIT;
     lc.r = 16;
     lc.lora_alpha = 32;
-    lc.target_modules = c->arch == CULORA_ARCH_GPT2 ? targets_gpt2 : targets_llama;
-    lc.n_target_modules = c->arch == CULORA_ARCH_GPT2 ? 3 : 7;
+    lc.target_modules = bench_block_linears(c->arch, &lc.n_target_modules);
     lc.fan_in_fan_out = c->arch == CULORA_ARCH_GPT2;
     culora_model_params mp = CULORA_MODEL_PARAMS_INIT;
     mp.mode = full ? CULORA_MODE_FULL : CULORA_MODE_LORA;

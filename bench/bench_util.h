@@ -152,4 +152,15 @@ static inline culora_model_config bench_model_config(culora_arch arch, int64_t l
     return m;
 }
 
+/* PEFT names of every linear of a block (LoRA targets): GPT-2's c_attn, c_proj, c_fc; LLaMA's seven
+ * projections. *n gets the count. */
+static inline const char *const *bench_block_linears(culora_arch arch, size_t *n)
+{
+    static const char *const gpt2[] = {"c_attn", "c_proj", "c_fc"};
+    static const char *const llama[] = {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"};
+    const int g = arch == CULORA_ARCH_GPT2;
+    *n = g ? 3 : 7;
+    return g ? gpt2 : llama;
+}
+
 #endif /* CULORA_BENCH_UTIL_H */

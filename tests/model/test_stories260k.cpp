@@ -4,6 +4,7 @@
 // of it on Shakespeare that lowers its loss. Skips without ../shared/data.
 #include "json_test_util.h"
 #include "test_util.h"
+#include "tiny_models.h"
 
 #include "culora/culora_io.h"
 #include "culora/culora_model.h"
@@ -101,11 +102,10 @@ TEST(Stories260k, LoraFineTuneLowersItsLoss)
     const std::string dir = ::testing::TempDir() + "stories260k_ft_" + std::to_string(getpid());
     ASSERT_EQ(culora_llama2c_convert(ctx.get(), (shared + "/stories260K.bin").c_str(), dir.c_str()), CULORA_OK)
         << culora_context_last_error(ctx.get());
-    const char *targets[] = {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"};
     culora_lora_config lc = CULORA_LORA_CONFIG_INIT;
     lc.r = 8;
     lc.lora_alpha = 16;
-    lc.target_modules = targets;
+    lc.target_modules = kLlamaLinears;
     lc.n_target_modules = 7;
     culora_model_params mp = CULORA_MODEL_PARAMS_INIT;
     mp.mode = CULORA_MODE_LORA;
