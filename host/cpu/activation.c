@@ -52,15 +52,8 @@ static inline double exp_f64(double a)
     return a != a ? a : p * two_n;
 }
 
-/* Row loops over c elements, compiled for AVX-512, AVX2 and the baseline and picked at load time
- * (the same operations in each; ISO C contracts no FMAs). */
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define ROW_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
-#else
-#define ROW_CLONES
-#endif
-
-ROW_CLONES static void gelu_row(const float *x, float *y, int64_t c)
+/* Row loops over c elements (CPU_SIMD_CLONES: AVX-512, AVX2 and baseline versions). */
+CPU_SIMD_CLONES static void gelu_row(const float *x, float *y, int64_t c)
 {
 #pragma omp simd
     for (int64_t j = 0; j < c; j++) {
@@ -70,7 +63,7 @@ ROW_CLONES static void gelu_row(const float *x, float *y, int64_t c)
     }
 }
 
-ROW_CLONES static void gelu_bwd_row(const float *x, const float *dy, float *dx, int64_t c)
+CPU_SIMD_CLONES static void gelu_bwd_row(const float *x, const float *dy, float *dx, int64_t c)
 {
 #pragma omp simd
     for (int64_t j = 0; j < c; j++) {
@@ -81,7 +74,7 @@ ROW_CLONES static void gelu_bwd_row(const float *x, const float *dy, float *dx, 
     }
 }
 
-ROW_CLONES static void swiglu_row(const float *g, const float *u, float *y, int64_t c)
+CPU_SIMD_CLONES static void swiglu_row(const float *g, const float *u, float *y, int64_t c)
 {
 #pragma omp simd
     for (int64_t j = 0; j < c; j++) {
@@ -90,8 +83,8 @@ ROW_CLONES static void swiglu_row(const float *g, const float *u, float *y, int6
     }
 }
 
-ROW_CLONES static void swiglu_bwd_row(const float *g, const float *u, const float *dy, float *dg, float *du,
-                                      int64_t c)
+CPU_SIMD_CLONES static void swiglu_bwd_row(const float *g, const float *u, const float *dy, float *dg,
+                                           float *du, int64_t c)
 {
 #pragma omp simd
     for (int64_t j = 0; j < c; j++) {

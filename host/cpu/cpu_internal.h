@@ -26,6 +26,15 @@ static inline int cpu_threads_for(const culora_backend *be, int64_t work)
     return work < CPU_PARALLEL_MIN_WORK ? 1 : cpu_threads(be);
 }
 
+/* Marks a vectorisable loop function to be compiled for AVX-512, AVX2 and the baseline, the best
+ * picked at load time (GCC on x86-64; elsewhere one version). The same operations in each: ISO C
+ * contracts no FMAs, so only the lane grouping of vectorised reductions can differ. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define CPU_SIMD_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define CPU_SIMD_CLONES
+#endif
+
 /* lora_linear.c */
 culora_status cpu_lora_linear_workspace(culora_backend *be, const culora_lora_linear_desc *desc,
                                         size_t *fwd_bytes, size_t *bwd_bytes);

@@ -47,10 +47,7 @@ static inline float exp_nonpos(float x)
  * in fp32 over blocks of 256 (terms <= 1) and in fp64 across blocks. Compiled for AVX-512, AVX2 and
  * the baseline, picked at load time: the same operations in each (no FMA contraction in ISO C), only
  * the lanes of the fp32 block sums differ. */
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-__attribute__((target_clones("avx512f", "avx2", "default")))
-#endif
-static double row_exp_sum(const float *x, float *e, int64_t V, float *mx_out)
+CPU_SIMD_CLONES static double row_exp_sum(const float *x, float *e, int64_t V, float *mx_out)
 {
     float mx = -INFINITY;
 #pragma omp simd reduction(max : mx)
