@@ -150,34 +150,45 @@ struct LoraOut {
 
 inline int64_t round_up(int64_t n, int64_t a) { return (n + a - 1) / a * a; }
 
-// Runs forward then backward of case c on ctx with data in, returns every output as fp32.
-// Every buffer carries a guard region that is checked afterwards.
-inline LoraOut run_lora(culora_context *ctx, const LoraCase &c, const LoraData &in, LoraLayout lay,
-                        culora_status *fwd_status = nullptr, culora_status *bwd_status = nullptr)
+// The device buffers of one case in a layout (each with a guard region), filled from the data,
+// and the descriptor and argument structs that point into them. Outputs start as NaN bytes; dA
+// and dB start at da0 and db0, dx at dx0 with ACCUMULATE_DX.
+struct LoraBufs {
+    culora_lora_linear_desc desc = CULORA_LORA_LINEAR_DESC_INIT;
+    culora_lora_linear_fwd_args fwd{};
+    culora_lora_linear_bwd_args bwd{};
+    culora_dtype dt = CULORA_DTYPE_F32;
+    bool augmented = false;
+    int64_t ldx = 0, ldy = 0, lddy = 0, ldv = 0, lddu = 0, lddx = 0;
+    std::unique_ptr<Buf> bx, bw, bdy, by, bdx, bbias, bA, bB, bv, bdu, bda, bdb;
+};
+
+inline LoraBufs make_lora_bufs(culora_context *ctx, const LoraCase &c, const LoraData &in, LoraLayout lay)
 {
-    const culora_dtype dt = culora_context_compute_dtype(ctx);
+    LoraBufs L;
+    const culora_dtype dt = L.dt = culora_context_compute_dtype(ctx);
     const size_t es = culora_dtype_size(dt);
     const int64_t al = dt == CULORA_DTYPE_F32 ? 1 : 8;  // CUDA needs 16-byte leading dimensions
     const int64_t m = c.m, k = c.k, d = c.d, r = c.r;
     const bool w0t = (c.flags & CULORA_LORA_W0_TRANSPOSED) != 0;
     if (w0t) lay.augmented = false;  // the augmented buffer is defined for W0 stored [d,k] only
-    LoraOut out;
+    L.augmented = lay.augmented;
 
-    culora_lora_linear_desc desc = CULORA_LORA_LINEAR_DESC_INIT;
+    culora_lora_linear_desc &desc = L.desc;
     desc.m = m; desc.k = k; desc.d = d; desc.r = r; desc.flags = c.flags; desc.alpha = c.alpha; desc.dropout = c.p;
     desc.seed = c.seed; desc.offset = c.offset; desc.dtype = dt;
 
     // x (with v beside it when augmented)
-    const int64_t ldx = round_up(lay.augmented ? k + r + lay.pad : k + lay.pad, al);
-    const int64_t ldy = round_up(d + lay.pad, al);
-    const int64_t lddy = round_up(lay.augmented ? d + r + lay.pad : d + lay.pad, al);
+    const int64_t ldx = L.ldx = round_up(lay.augmented ? k + r + lay.pad : k + lay.pad, al);
+    const int64_t ldy = L.ldy = round_up(d + lay.pad, al);
+    const int64_t lddy = L.lddy = round_up(lay.augmented ? d + r + lay.pad : d + lay.pad, al);
     const int64_t ldw = round_up(w0t ? d + lay.pad : (lay.augmented ? k + r + lay.pad : k + lay.pad), al);
     const int64_t w_rows = w0t ? k : (lay.augmented ? d + r : d);
     const int64_t lda = lay.augmented ? ldw : round_up(k + lay.pad, al);
     const int64_t ldb = lay.augmented ? ldw : round_up(r + lay.pad, al);
-    const int64_t ldv = lay.augmented ? ldx : round_up(r + lay.pad, al);
-    const int64_t lddu = lay.augmented ? lddy : round_up(r + lay.pad, al);
-    const int64_t lddx = round_up(k + lay.pad, al);
+    const int64_t ldv = L.ldv = lay.augmented ? ldx : round_up(r + lay.pad, al);
+    const int64_t lddu = L.lddu = lay.augmented ? lddy : round_up(r + lay.pad, al);
+    const int64_t lddx = L.lddx = round_up(k + lay.pad, al);
     const int64_t ldda = k, lddb = r;
 
     // Host images of the buffers.
@@ -208,58 +219,56 @@ inline LoraOut run_lora(culora_context *ctx, const LoraCase &c, const LoraData &
         else culora_f32_to_bf16(v.data(), (uint16_t *)raw.data(), v.size());
         return raw;
     };
-    auto from_store = [&](const Buf &buf, int64_t rows, int64_t cols, int64_t ld, culora_dtype t) {
+    auto buf = [&](size_t bytes) { return std::make_unique<Buf>(ctx, bytes); };
+    L.bx = buf((size_t)(m * ldx) * es), L.bw = buf((size_t)(w_rows * ldw) * es), L.bdy = buf((size_t)(m * lddy) * es);
+    L.by = buf((size_t)(m * ldy) * es), L.bdx = buf((size_t)(m * lddx) * es);
+    L.bbias = buf((size_t)d * es), L.bA = buf((size_t)(r * lda) * es), L.bB = buf((size_t)(d * ldb) * es);
+    L.bv = buf((size_t)(m * ldv) * es), L.bdu = buf((size_t)(m * lddu) * es);
+    L.bda = buf((size_t)(r * k) * 4), L.bdb = buf((size_t)(d * r) * 4);
+    L.bx->upload(to_store(xh).data(), L.bx->bytes());
+    L.bw->upload(to_store(wh).data(), L.bw->bytes());
+    L.bdy->upload(to_store(dyh).data(), L.bdy->bytes());
+    L.bbias->upload(to_store(in.bias).data(), L.bbias->bytes());
+    if (!lay.augmented) {
+        L.bA->upload(pack_matrix(ctx, in.a, r, k, lda).data(), L.bA->bytes());
+        L.bB->upload(pack_matrix(ctx, in.b, d, r, ldb).data(), L.bB->bytes());
+    }
+    if (c.flags & CULORA_LORA_ACCUMULATE_DX) L.bdx->upload(pack_matrix(ctx, in.dx0, m, k, lddx).data(), L.bdx->bytes());
+    L.bda->upload(in.da0.data(), L.bda->bytes());
+    L.bdb->upload(in.db0.data(), L.bdb->bytes());
+
+    const char *wbase = (const char *)L.bw->ptr();
+    const void *a_ptr = lay.augmented ? (const void *)(wbase + (size_t)(d * ldw) * es) : L.bA->ptr();
+    const void *b_ptr = lay.augmented ? (const void *)(wbase + (size_t)k * es) : L.bB->ptr();
+    void *v_ptr = lay.augmented ? (void *)((char *)L.bx->ptr() + (size_t)k * es) : L.bv->ptr();
+    void *du_ptr = lay.augmented ? (void *)((char *)L.bdy->ptr() + (size_t)d * es) : L.bdu->ptr();
+
+    L.fwd = {L.bx->ptr(), ldx, L.bw->ptr(), ldw, c.bias ? L.bbias->ptr() : nullptr, a_ptr, lda, b_ptr, ldb, v_ptr, ldv,
+             L.by->ptr(), ldy};
+    L.bwd = {L.bx->ptr(), ldx, L.bw->ptr(), ldw, a_ptr, lda, b_ptr, ldb, v_ptr, ldv, L.bdy->ptr(), lddy, du_ptr, lddu,
+             L.bdx->ptr(), lddx, (c.flags & CULORA_LORA_FREEZE_A) ? nullptr : (float *)L.bda->ptr(), ldda,
+             (float *)L.bdb->ptr(), lddb};
+    return L;
+}
+
+// Every output of the buffers as dense fp32 (v and du read out of x|v and dy|du when augmented),
+// and checks every guard region.
+inline LoraOut read_lora_outputs(const LoraBufs &L)
+{
+    const int64_t m = L.desc.m, k = L.desc.k, d = L.desc.d, r = L.desc.r;
+    auto from_store = [](const Buf &buf, int64_t rows, int64_t cols, int64_t ld, culora_dtype t) {
         std::vector<uint8_t> raw((size_t)(rows * ld) * culora_dtype_size(t));
         buf.download(raw.data(), raw.size());
         return unpack_matrix(raw, t, rows, cols, ld);
     };
-
-    Buf bx(ctx, (size_t)(m * ldx) * es), bw(ctx, (size_t)(w_rows * ldw) * es), bdy(ctx, (size_t)(m * lddy) * es);
-    Buf by(ctx, (size_t)(m * ldy) * es), bdx(ctx, (size_t)(m * lddx) * es);
-    Buf bbias(ctx, (size_t)d * es), ba(ctx, (size_t)(r * lda) * es), bb(ctx, (size_t)(d * ldb) * es);
-    Buf bv(ctx, (size_t)(m * ldv) * es), bdu(ctx, (size_t)(m * lddu) * es);
-    Buf bda(ctx, (size_t)(r * k) * 4), bdb(ctx, (size_t)(d * r) * 4);
-    bx.upload(to_store(xh).data(), bx.bytes());
-    bw.upload(to_store(wh).data(), bw.bytes());
-    bdy.upload(to_store(dyh).data(), bdy.bytes());
-    bbias.upload(to_store(in.bias).data(), bbias.bytes());
-    if (!lay.augmented) {
-        ba.upload(pack_matrix(ctx, in.a, r, k, lda).data(), ba.bytes());
-        bb.upload(pack_matrix(ctx, in.b, d, r, ldb).data(), bb.bytes());
-    }
-    if (c.flags & CULORA_LORA_ACCUMULATE_DX) bdx.upload(pack_matrix(ctx, in.dx0, m, k, lddx).data(), bdx.bytes());
-    bda.upload(in.da0.data(), bda.bytes());
-    bdb.upload(in.db0.data(), bdb.bytes());
-
-    const char *wbase = (const char *)bw.ptr();
-    const void *a_ptr = lay.augmented ? (const void *)(wbase + (size_t)(d * ldw) * es) : ba.ptr();
-    const void *b_ptr = lay.augmented ? (const void *)(wbase + (size_t)k * es) : bb.ptr();
-    void *v_ptr = lay.augmented ? (void *)((char *)bx.ptr() + (size_t)k * es) : bv.ptr();
-    void *du_ptr = lay.augmented ? (void *)((char *)bdy.ptr() + (size_t)d * es) : bdu.ptr();
-
-    culora_lora_linear_fwd_args fa = {bx.ptr(), ldx, bw.ptr(), ldw, c.bias ? bbias.ptr() : nullptr, a_ptr, lda, b_ptr,
-                                      ldb, v_ptr, ldv, by.ptr(), ldy};
-    culora_status s = culora_lora_linear_forward(ctx, &desc, &fa, nullptr, 0, nullptr);
-    if (fwd_status) *fwd_status = s;
-    else EXPECT_EQ(s, CULORA_OK) << culora_context_last_error(ctx);
-    if (s != CULORA_OK) return out;
-    culora_lora_linear_bwd_args ba_ = {bx.ptr(), ldx, bw.ptr(), ldw, a_ptr, lda, b_ptr, ldb, v_ptr, ldv, bdy.ptr(), lddy,
-                                       du_ptr, lddu, bdx.ptr(), lddx,
-                                       (c.flags & CULORA_LORA_FREEZE_A) ? nullptr : (float *)bda.ptr(), ldda,
-                                       (float *)bdb.ptr(), lddb};
-    s = culora_lora_linear_backward(ctx, &desc, &ba_, nullptr, 0, nullptr);
-    if (bwd_status) *bwd_status = s;
-    else EXPECT_EQ(s, CULORA_OK) << culora_context_last_error(ctx);
-    if (s != CULORA_OK) return out;
-    EXPECT_EQ(culora_synchronize(ctx, nullptr), CULORA_OK) << culora_context_last_error(ctx);
-
-    out.y = from_store(by, m, d, ldy, dt);
-    out.dx = from_store(bdx, m, k, lddx, dt);
-    out.da = from_store(bda, r, k, ldda, CULORA_DTYPE_F32);
-    out.db = from_store(bdb, d, r, lddb, CULORA_DTYPE_F32);
-    if (lay.augmented) {
-        auto xa = from_store(bx, m, k + r, ldx, dt);
-        auto dya = from_store(bdy, m, d + r, lddy, dt);
+    LoraOut out;
+    out.y = from_store(*L.by, m, d, L.ldy, L.dt);
+    out.dx = from_store(*L.bdx, m, k, L.lddx, L.dt);
+    out.da = from_store(*L.bda, r, k, k, CULORA_DTYPE_F32);
+    out.db = from_store(*L.bdb, d, r, r, CULORA_DTYPE_F32);
+    if (L.augmented) {
+        auto xa = from_store(*L.bx, m, k + r, L.ldx, L.dt);
+        auto dya = from_store(*L.bdy, m, d + r, L.lddy, L.dt);
         out.v.resize((size_t)(m * r));
         out.du.resize((size_t)(m * r));
         for (int64_t i = 0; i < m; i++)
@@ -268,12 +277,29 @@ inline LoraOut run_lora(culora_context *ctx, const LoraCase &c, const LoraData &
                 out.du[(size_t)(i * r + j)] = dya[(size_t)(i * (d + r) + d + j)];
             }
     } else {
-        out.v = from_store(bv, m, r, ldv, dt);
-        out.du = from_store(bdu, m, r, lddu, dt);
+        out.v = from_store(*L.bv, m, r, L.ldv, L.dt);
+        out.du = from_store(*L.bdu, m, r, L.lddu, L.dt);
     }
-    for (const Buf *b : {&bx, &bw, &bdy, &by, &bdx, &bbias, &ba, &bb, &bv, &bdu, &bda, &bdb})
-        EXPECT_TRUE(b->guard_intact("buffer"));
+    for (const auto *b : {&L.bx, &L.bw, &L.bdy, &L.by, &L.bdx, &L.bbias, &L.bA, &L.bB, &L.bv, &L.bdu, &L.bda, &L.bdb})
+        EXPECT_TRUE((*b)->guard_intact("buffer"));
     return out;
 }
 
+// Runs forward then backward of case c on ctx with data in, returns every output as fp32.
+// Every buffer carries a guard region that is checked afterwards.
+inline LoraOut run_lora(culora_context *ctx, const LoraCase &c, const LoraData &in, LoraLayout lay,
+                        culora_status *fwd_status = nullptr, culora_status *bwd_status = nullptr)
+{
+    LoraBufs L = make_lora_bufs(ctx, c, in, lay);
+    culora_status s = culora_lora_linear_forward(ctx, &L.desc, &L.fwd, nullptr, 0, nullptr);
+    if (fwd_status) *fwd_status = s;
+    else EXPECT_EQ(s, CULORA_OK) << culora_context_last_error(ctx);
+    if (s != CULORA_OK) return LoraOut{};
+    s = culora_lora_linear_backward(ctx, &L.desc, &L.bwd, nullptr, 0, nullptr);
+    if (bwd_status) *bwd_status = s;
+    else EXPECT_EQ(s, CULORA_OK) << culora_context_last_error(ctx);
+    if (s != CULORA_OK) return LoraOut{};
+    EXPECT_EQ(culora_synchronize(ctx, nullptr), CULORA_OK) << culora_context_last_error(ctx);
+    return read_lora_outputs(L);
+}
 }  // namespace culora_test

@@ -205,11 +205,12 @@ TEST_F(LoraCuda, MergeAndUnmergeMatchCpu)
 namespace {
 
 // Forward and backward of one LoRA layer (dropout on, bias, augmented layout) on a context whose
-// stream is the caller's, with the direct (eager) result to compare graph replays with.
-// The first H100 run (2026-11-26) crashed the process on the host inside the one test that
-// captured forward + backward together, after the direct run and before any gtest message; the
-// capture is now split (forward alone, then backward alone) and each step notes on stderr how far
-// it got, and crash_trace.cpp prints a backtrace.
+// stream is the caller's, with the direct (eager) result to compare graph replays with; the graph
+// runs on a second set of run_lora's buffers (make_lora_bufs), so the calls and their cuBLASLt plan
+// keys are the direct run's. The first H100 run (2026-11-26) crashed the process on the host inside
+// the one test that captured forward + backward together, after the direct run and before any
+// gtest message; the capture is now split (forward alone, then backward alone), each step notes on
+// stderr how far it got, and crash_trace.cpp prints a backtrace.
 class LoraGraph : public CudaTest {
   protected:
     void SetUp() override
@@ -221,51 +222,17 @@ class LoraGraph : public CudaTest {
         gpu = make_ctx(CULORA_BACKEND_CUDA, 0, (culora_stream)user);
         ASSERT_TRUE(gpu);
         ASSERT_EQ(culora_context_stream(gpu.get()), (culora_stream)user);
-        direct = run_lora(gpu.get(), c, in, LoraLayout{true, 0});  // also warms the plan cache
-        ASSERT_EQ(direct.y.size(), (size_t)(m * d)) << "the direct run failed; nothing to compare the graph with";
-        ASSERT_EQ(direct.dx.size(), (size_t)(m * k));
-        ASSERT_EQ(direct.da.size(), (size_t)(r * k));
-
-        // The same buffers as run_lora's augmented layout: x = [x | v], w = [W0 | B ; A], dy = [dy | du].
-        std::vector<float> xh((size_t)(m * ldx), 0), wh((size_t)((d + r) * ldw), 0), dyh((size_t)(m * lddy), 0);
-        for (int64_t i = 0; i < m; i++)
-            for (int64_t j = 0; j < k; j++) xh[(size_t)(i * ldx + j)] = in.x[(size_t)(i * k + j)];
-        for (int64_t i = 0; i < d; i++) {
-            for (int64_t j = 0; j < k; j++) wh[(size_t)(i * ldw + j)] = in.w0[(size_t)(i * k + j)];
-            for (int64_t j = 0; j < r; j++) wh[(size_t)(i * ldw + k + j)] = in.b[(size_t)(i * r + j)];
-        }
-        for (int64_t i = 0; i < r; i++)
-            for (int64_t j = 0; j < k; j++) wh[(size_t)((d + i) * ldw + j)] = in.a[(size_t)(i * k + j)];
-        for (int64_t i = 0; i < m; i++)
-            for (int64_t j = 0; j < d; j++) dyh[(size_t)(i * lddy + j)] = in.dy[(size_t)(i * d + j)];
-        bx = std::make_unique<Buf>(gpu.get(), xh.size() * 2);
-        bw = std::make_unique<Buf>(gpu.get(), wh.size() * 2);
-        bdy = std::make_unique<Buf>(gpu.get(), dyh.size() * 2);
-        bbias = std::make_unique<Buf>(gpu.get(), (size_t)d * 2);
-        by = std::make_unique<Buf>(gpu.get(), (size_t)(m * d) * 2);
-        bdx = std::make_unique<Buf>(gpu.get(), (size_t)(m * k) * 2);
-        bda = std::make_unique<Buf>(gpu.get(), (size_t)(r * k) * 4);
-        bdb = std::make_unique<Buf>(gpu.get(), (size_t)(d * r) * 4);
-        bx->upload(pack_matrix(gpu.get(), xh, m, ldx, ldx).data(), bx->bytes());
-        bw->upload(pack_matrix(gpu.get(), wh, d + r, ldw, ldw).data(), bw->bytes());
-        bdy->upload(pack_matrix(gpu.get(), dyh, m, lddy, lddy).data(), bdy->bytes());
-        bbias->upload(pack_matrix(gpu.get(), in.bias, 1, d, d).data(), bbias->bytes());
-        bda->upload(in.da0.data(), bda->bytes());
-        bdb->upload(in.db0.data(), bdb->bytes());
-        desc.m = m; desc.k = k; desc.d = d; desc.r = r; desc.alpha = c.alpha; desc.dropout = c.p; desc.seed = c.seed;
-        desc.offset = c.offset; desc.dtype = CULORA_DTYPE_BF16;
-        const char *w = (const char *)bw->ptr();
-        char *x = (char *)bx->ptr(), *dy = (char *)bdy->ptr();
-        fa = {x, ldx, w, ldw, bbias->ptr(), w + d * ldw * 2, ldw, w + k * 2, ldw, x + k * 2, ldx, by->ptr(), d};
-        ba = {x, ldx, w, ldw, w + d * ldw * 2, ldw, w + k * 2, ldw, x + k * 2, ldx, dy, lddy,
-              dy + d * 2, lddy, bdx->ptr(), k, (float *)bda->ptr(), k, (float *)bdb->ptr(), r};
+        direct = run_lora(gpu.get(), c, in, kLayout);  // also warms the plan cache
+        ASSERT_EQ(direct.y.size(), (size_t)(c.m * c.d)) << "the direct run failed; nothing to compare the graph with";
+        ASSERT_EQ(direct.dx.size(), (size_t)(c.m * c.k));
+        L = make_lora_bufs(gpu.get(), c, in, kLayout);
     }
 
     void TearDown() override
     {
         if (exec) cudaGraphExecDestroy(exec);
         if (graph) cudaGraphDestroy(graph);
-        bx.reset(); bw.reset(); bdy.reset(); bbias.reset(); by.reset(); bdx.reset(); bda.reset(); bdb.reset();
+        L = LoraBufs{};  // the buffers go before their context
         gpu.reset();
         if (user) cudaStreamDestroy(user);
     }
@@ -290,24 +257,18 @@ class LoraGraph : public CudaTest {
         note("replayed");
     }
 
-    std::vector<float> download_bf16(const Buf &b, int64_t rows, int64_t cols)
+    static bool same_bits(const std::vector<float> &a, const std::vector<float> &b)
     {
-        std::vector<uint8_t> raw(b.bytes());
-        b.download(raw.data(), raw.size());
-        return unpack_matrix(raw, CULORA_DTYPE_BF16, rows, cols, cols);
+        return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
     }
 
+    static constexpr LoraLayout kLayout{true, 0};
     const LoraCase c{64, 256, 128, 8, 16.0f, 0.1f, 0, true, 5, 1};
-    const int64_t m = c.m, k = c.k, d = c.d, r = c.r;
-    const int64_t ldx = round_up(k + r, 8), ldw = ldx, lddy = round_up(d + r, 8);  // as run_lora lays them out
     LoraData in;
     LoraOut direct;
     cudaStream_t user = nullptr;
     CtxPtr gpu;
-    std::unique_ptr<Buf> bx, bw, bdy, bbias, by, bdx, bda, bdb;
-    culora_lora_linear_desc desc = CULORA_LORA_LINEAR_DESC_INIT;
-    culora_lora_linear_fwd_args fa{};
-    culora_lora_linear_bwd_args ba{};
+    LoraBufs L;
     cudaGraph_t graph = nullptr;
     cudaGraphExec_t exec = nullptr;
 };
@@ -316,25 +277,26 @@ class LoraGraph : public CudaTest {
 
 TEST_F(LoraGraph, ForwardCapturesOnTheCallersStreamAndReplaysToTheSameBits)
 {
-    capture_and_replay([&] { return culora_lora_linear_forward(gpu.get(), &desc, &fa, nullptr, 0, (culora_stream)user); });
+    capture_and_replay(
+        [&] { return culora_lora_linear_forward(gpu.get(), &L.desc, &L.fwd, nullptr, 0, (culora_stream)user); });
     if (HasFatalFailure()) return;
-    std::vector<float> y = download_bf16(*by, m, d);
-    EXPECT_EQ(0, std::memcmp(y.data(), direct.y.data(), y.size() * 4));
+    const LoraOut g = read_lora_outputs(L);
+    EXPECT_TRUE(same_bits(g.y, direct.y));
+    EXPECT_TRUE(same_bits(g.v, direct.v));
 }
 
 TEST_F(LoraGraph, BackwardCapturesOnTheCallersStreamAndReplaysToTheSameBits)
 {
     // v (inside x) comes from an eager forward; the backward alone is captured.
-    ASSERT_EQ(culora_lora_linear_forward(gpu.get(), &desc, &fa, nullptr, 0, nullptr), CULORA_OK)
+    ASSERT_EQ(culora_lora_linear_forward(gpu.get(), &L.desc, &L.fwd, nullptr, 0, nullptr), CULORA_OK)
         << culora_context_last_error(gpu.get());
     ASSERT_EQ(culora_synchronize(gpu.get(), nullptr), CULORA_OK);
-    capture_and_replay([&] { return culora_lora_linear_backward(gpu.get(), &desc, &ba, nullptr, 0, (culora_stream)user); });
+    capture_and_replay(
+        [&] { return culora_lora_linear_backward(gpu.get(), &L.desc, &L.bwd, nullptr, 0, (culora_stream)user); });
     if (HasFatalFailure()) return;
-    std::vector<float> dx = download_bf16(*bdx, m, k);
-    std::vector<float> da((size_t)(r * k)), db((size_t)(d * r));
-    bda->download(da.data(), da.size() * 4);
-    bdb->download(db.data(), db.size() * 4);
-    EXPECT_EQ(0, std::memcmp(dx.data(), direct.dx.data(), dx.size() * 4));
-    EXPECT_EQ(0, std::memcmp(da.data(), direct.da.data(), da.size() * 4));  // da0 + the same gradient
-    EXPECT_EQ(0, std::memcmp(db.data(), direct.db.data(), db.size() * 4));
+    const LoraOut g = read_lora_outputs(L);
+    EXPECT_TRUE(same_bits(g.du, direct.du));
+    EXPECT_TRUE(same_bits(g.dx, direct.dx));
+    EXPECT_TRUE(same_bits(g.da, direct.da));  // da0 + the same gradient
+    EXPECT_TRUE(same_bits(g.db, direct.db));
 }
