@@ -52,13 +52,16 @@ static inline double exp_f64(double a)
     return a != a ? a : p * two_n;
 }
 
+/* e^−2u of GELU's tanh argument u, so that σ(2u) = 1/(1 + e^−2u). */
+static inline double gelu_exp_m2u(double v) { return exp_f64(-2.0 * GELU_K * (v + GELU_C * v * v * v)); }
+
 /* Row loops over c elements (CPU_SIMD_CLONES: AVX-512, AVX2 and baseline versions). */
 CPU_SIMD_CLONES static void gelu_row(const float *x, float *y, int64_t c)
 {
 #pragma omp simd
     for (int64_t j = 0; j < c; j++) {
         const double v = x[j];
-        const double s = 1.0 / (1.0 + exp_f64(-2.0 * GELU_K * (v + GELU_C * v * v * v)));
+        const double s = 1.0 / (1.0 + gelu_exp_m2u(v));
         y[j] = (float)(v * s);
     }
 }
@@ -68,7 +71,7 @@ CPU_SIMD_CLONES static void gelu_bwd_row(const float *x, const float *dy, float 
 #pragma omp simd
     for (int64_t j = 0; j < c; j++) {
         const double v = x[j];
-        const double e = exp_f64(-2.0 * GELU_K * (v + GELU_C * v * v * v));
+        const double e = gelu_exp_m2u(v);
         const double s = 1.0 / (1.0 + e), one_minus_s = e * s;
         dx[j] = (float)((double)dy[j] * (s + 2.0 * v * s * one_minus_s * GELU_K * (1.0 + 3.0 * GELU_C * v * v)));
     }
